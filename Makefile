@@ -1,0 +1,41 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh clone:
+# they create .venv with the pinned versions (constraints.txt) when it is missing or stale.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint format emulator bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create/refresh the virtualenv with the pinned versions
+
+demo: $(STAMP)  ## run the example sync DAG end to end against the bundled emulator
+	bash scripts/demo.sh
+
+test: $(STAMP)  ## lint, then the whole test suite (starts its own emulators on loopback)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+emulator: $(STAMP)  ## start the emulator in the foreground (Ctrl-C stops it)
+	$(BIN)/python -m airflow_provider_rtcim.emulator --port 8080
+
+bench: $(STAMP)  ## run the benchmarks; prints a table and writes benchmarks/results/latest.md
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf .airflow demo-output build *.egg-info .pytest_cache .ruff_cache
