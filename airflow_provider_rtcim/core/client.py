@@ -1,0 +1,410 @@
+"""The signed, retried, rate-limited HTTP client for the RTC IM OpenAPI (no Airflow here).
+
+One :class:`RtcImClient` holds one ``requests.Session`` (keep-alive, a connection pool
+sized for its threads) and one :class:`~airflow_provider_rtcim.core.ratelimit.RateLimiter`;
+it is safe to share between threads. Each call:
+
+* serializes the body once (compact JSON, UTF-8) and hashes and sends exactly those bytes;
+* takes a rate-limiter slot and signs afresh (new ``X-Date``) for every attempt;
+* retries only read actions (``Get``/``BatchGet``/``Scan``/``Query``/``List``/``Is`` prefixes,
+  or ``retry=True``), and only transient failures (429/5xx, retryable ``Code`` even inside
+  an HTTP 200, connection errors, resets, truncated bodies, timeouts, a 200 that is not
+  JSON or lacks ``Result``), with full-jitter exponential backoff honouring ``Retry-After``;
+* fails at once on client errors (signature, key, parameter, AppId, clock), with a hint.
+
+This module imports ``requests`` at module level: import it lazily from anything a DAG
+file imports.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_rtcim.core.errors import (
+    CODE_BAD_RESPONSE,
+    CODE_CONFIG,
+    CODE_CONNECTION,
+    CODE_TIMEOUT,
+    CODE_TRUNCATED,
+    RtcImError,
+)
+from airflow_provider_rtcim.core.ratelimit import RateLimiter
+from airflow_provider_rtcim.core.signing import Credentials, sign_request
+from airflow_provider_rtcim.core.validation import validate_action, validate_version
+
+DEFAULT_VERSION = "2020-12-01"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_QPS = 100.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_POOL_MAXSIZE = 32
+DEFAULT_RETRY_BACKOFF = 0.3
+DEFAULT_RETRY_BACKOFF_MAX = 20.0
+READ_ACTION_PREFIXES: tuple[str, ...] = ("Get", "BatchGet", "Scan", "Query", "List", "Is")
+USER_AGENT = "airflow-provider-rtcim"
+
+_log = logging.getLogger(__name__)
+
+try:  # urllib3 errors can escape requests' wrapping when a body is read
+    from urllib3.exceptions import HTTPError as _Urllib3HTTPError
+except ImportError:  # pragma: no cover
+    _Urllib3HTTPError = ()  # type: ignore[assignment,misc]
+
+
+def is_read_action(action: str) -> bool:
+    """Whether ``action`` only reads (and so is safe to retry)."""
+    return action.startswith(READ_ACTION_PREFIXES)
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The exact bytes sent and signed: compact JSON, non-ASCII kept, UTF-8."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float = DEFAULT_RETRY_BACKOFF,
+    cap: float = DEFAULT_RETRY_BACKOFF_MAX,
+    retry_after: float | None = None,
+    rand: Callable[[float, float], float] = random.uniform,
+) -> float:
+    """Seconds to sleep before retry number ``attempt`` (1-based).
+
+    Full jitter: uniform in ``[0, min(cap, base * 2**(attempt-1))]``. A ``Retry-After``
+    from the server is a floor (the wait is at least that long), still bounded by ``cap``.
+    """
+    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    delay = rand(0.0, ceiling) if ceiling > 0 else 0.0
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return max(0.0, min(delay, cap))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (the HTTP-date form is ignored)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+class ClientStats:
+    """Thread-safe cumulative counters: ``requests`` (HTTP attempts), ``retries``, ``pages``."""
+
+    NAMES = ("requests", "retries", "pages")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.NAMES, 0)
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def __getitem__(self, name: str) -> int:
+        with self._lock:
+            return self._counts[name]
+
+
+class _Failure(Exception):
+    """One attempt's failure, before the retry decision (internal)."""
+
+    def __init__(self, error: RtcImError, retry_after: float | None = None, reason: str = "") -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class RtcImClient:
+    """Signed, retried, rate-limited calls to one RTC IM endpoint. Thread-safe.
+
+    :param credentials: what requests are signed with (region and service included).
+    :param endpoint: ``scheme://host[:port][/path]`` of the API.
+    :param timeout: seconds for connect and for each read.
+    :param max_qps: client-side cap on request starts per second (None or 0: no cap).
+    :param max_retries: retries after the first attempt for a retryable failure of a read.
+    :param pool_maxsize: connections kept per host (at least the number of threads sharing
+        this client).
+    :param proxies: ``{"http": url, "https": url}`` or None.
+    :param verify: TLS verification: True, False or a CA bundle path.
+    :param retry_backoff: base of the exponential backoff, seconds.
+    :param retry_backoff_max: cap of one backoff sleep, seconds (also caps ``Retry-After``).
+    :param sleep: the sleep function (injectable so tests need not wait).
+    :param error_class: the exception type raised (the hook passes ``RtcImApiError``).
+    :param logger: where retries are logged (WARNING); never receives a secret.
+    :param name: a label for logs and ``repr`` (e.g. the connection id).
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: Credentials,
+        endpoint: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_qps: float | None = DEFAULT_MAX_QPS,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        pool_maxsize: int = DEFAULT_POOL_MAXSIZE,
+        proxies: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
+        sleep: Callable[[float], None] = time.sleep,
+        error_class: type[RtcImError] = RtcImError,
+        logger: logging.Logger | logging.LoggerAdapter | Any | None = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
+            raise ValueError(f"pool_maxsize must be an integer >= 1, got {pool_maxsize!r}")
+        self.credentials = credentials
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.pool_maxsize = pool_maxsize
+        self.proxies = dict(proxies) if proxies else None
+        self.verify = verify
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.error_class = error_class
+        self.name = name
+        self._sleep = sleep
+        self._log = logger if logger is not None else _log
+        self.rate_limiter = RateLimiter(max_qps, sleep=sleep)
+        self.stats = ClientStats()
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+
+    # -- session ------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """The shared ``requests.Session``, built on first use."""
+        session = self._session
+        if session is None:
+            with self._session_lock:
+                session = self._session
+                if session is None:
+                    session = self._session = self._build_session()
+        return session
+
+    def _build_session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers["User-Agent"] = USER_AGENT
+        if self.proxies:
+            session.proxies.update(self.proxies)
+        session.verify = self.verify
+        return session
+
+    def close(self) -> None:
+        """Close the session's pooled connections (the client can still be used after)."""
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    # -- calls --------------------------------------------------------------------------
+
+    def url_for(self, action: str, version: str = DEFAULT_VERSION) -> str:
+        return f"{self.endpoint}/?Action={quote(action, safe='')}&Version={quote(version, safe='')}"
+
+    def call(
+        self,
+        action: str,
+        body: Mapping[str, Any],
+        *,
+        version: str = DEFAULT_VERSION,
+        retry: bool | None = None,
+    ) -> dict[str, Any]:
+        """POST ``body`` to ``action`` and return the response's ``Result``.
+
+        :param retry: retry transient failures; default True for read actions only (a
+            retried write could act twice).
+        :raises error_class: on any failure, with ``code``, ``http_status``, ``request_id``.
+        """
+        validate_action(action)
+        validate_version(version)
+        if not isinstance(body, Mapping):
+            raise ValueError(f"body must be a JSON object (dict), got {type(body).__name__}")
+        if retry is not None and not isinstance(retry, bool):
+            raise ValueError(f"retry must be True, False or None, got {retry!r}")
+        data = encode_body(body)
+        url = self.url_for(action, version)
+        can_retry = is_read_action(action) if retry is None else retry
+        tries = self.max_retries + 1 if can_retry else 1
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(action, url, data, can_retry=can_retry)
+            except _Failure as failure:
+                error = failure.error
+                if not (can_retry and error.retryable) or attempt >= tries:
+                    if attempt > 1:
+                        error.message = f"{error.message} (gave up after {attempt} attempts)"
+                        error.args = (str(error),)
+                    raise error from None
+                delay = backoff_delay(
+                    attempt,
+                    base=self.retry_backoff,
+                    cap=self.retry_backoff_max,
+                    retry_after=failure.retry_after,
+                )
+                self.stats.incr("retries")
+                self._log.warning(
+                    "RTC IM %s failed (%s), attempt %d/%d; retrying in %.2fs",
+                    action,
+                    failure.reason,
+                    attempt,
+                    tries,
+                    delay,
+                )
+                if delay > 0:
+                    self._sleep(delay)
+
+    def _error(self, message: str, *, action: str, **kwargs: Any) -> RtcImError:
+        return self.error_class(message, action=action, **kwargs)
+
+    def _attempt(self, action: str, url: str, data: bytes, *, can_retry: bool) -> dict[str, Any]:
+        self.rate_limiter.acquire()
+        headers = sign_request(
+            self.credentials,
+            method="POST",
+            url=url,
+            headers={"Content-Type": "application/json"},
+            body=data,
+        )
+        self.stats.incr("requests")
+        try:
+            response = self.session.post(
+                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+            content = response.content
+        except requests.exceptions.Timeout as exc:
+            raise self._transport_failure(action, CODE_TIMEOUT, exc, "timed out") from None
+        except requests.exceptions.SSLError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                error = self._error(
+                    f"TLS certificate verification failed for {self.endpoint}: fix extra.verify "
+                    "(a CA bundle path) or the endpoint",
+                    action=action,
+                    code="SSLError",
+                )
+                raise _Failure(error, reason="SSLError") from None
+            raise self._transport_failure(action, CODE_CONNECTION, exc, "TLS error") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise self._transport_failure(action, CODE_TRUNCATED, exc, "response cut short") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise self._transport_failure(action, CODE_CONNECTION, exc, "connection failed") from None
+        except (http.client.IncompleteRead, _Urllib3HTTPError) as exc:
+            raise self._transport_failure(action, CODE_TRUNCATED, exc, "response cut short") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            error = self._error(
+                f"invalid endpoint {self.endpoint!r}: {type(exc).__name__}", action=action, code=CODE_CONFIG
+            )
+            raise _Failure(error, reason=type(exc).__name__) from None
+        except requests.exceptions.RequestException as exc:
+            error = self._error(
+                f"request failed: {type(exc).__name__}: {exc}", action=action, code=CODE_CONNECTION
+            )
+            raise _Failure(error, reason=type(exc).__name__) from None
+        return self._parse(action, response.status_code, response.headers, content, can_retry=can_retry)
+
+    def _transport_failure(self, action: str, code: str, exc: BaseException, what: str) -> _Failure:
+        # The exception text names the endpoint and the failure, never a header or body.
+        error = self._error(
+            f"{what} talking to {self.endpoint}: {type(exc).__name__}: {_short(str(exc))}",
+            action=action,
+            code=code,
+        )
+        return _Failure(error, reason=f"{code}: {type(exc).__name__}")
+
+    def _parse(
+        self,
+        action: str,
+        status: int,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        can_retry: bool,
+    ) -> dict[str, Any]:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        try:
+            payload = json.loads(content.decode("utf-8")) if content else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = None
+        meta = payload.get("ResponseMetadata") if isinstance(payload, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        request_id = meta.get("RequestId") or headers.get("X-Tt-Logid") or None
+        err = meta.get("Error")
+        if isinstance(err, dict) and (err.get("Code") or err.get("Message") or err.get("CodeN")):
+            code = str(err.get("Code") or err.get("CodeN") or "") or None
+            message = str(err.get("Message") or "the API returned an error")
+            error = self._error(message, action=action, code=code, http_status=status, request_id=request_id)
+            raise _Failure(error, retry_after, reason=f"{code}, HTTP {status}")
+        if status != 200:
+            snippet = _short(content.decode("utf-8", "replace")) if content else "empty body"
+            error = self._error(
+                f"unexpected HTTP {status} from {self.endpoint}: {snippet}",
+                action=action,
+                http_status=status,
+                request_id=request_id,
+            )
+            raise _Failure(error, retry_after, reason=f"HTTP {status}")
+        if not isinstance(payload, dict):
+            error = self._error(
+                "HTTP 200 but the body is not a JSON object (truncated or garbled)",
+                action=action,
+                code=CODE_BAD_RESPONSE,
+                http_status=status,
+                request_id=request_id,
+            )
+            raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
+        result = payload.get("Result")
+        if isinstance(result, dict):
+            return result
+        if result is None and "Result" not in payload and not can_retry:
+            # A write that succeeded may carry no Result; calling it failed could cause a re-run.
+            return {}
+        error = self._error(
+            "HTTP 200 but the body has no Result object",
+            action=action,
+            code=CODE_BAD_RESPONSE,
+            http_status=status,
+            request_id=request_id,
+        )
+        raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, endpoint={self.endpoint!r}, "
+            f"access_key_id={self.credentials.access_key_id!r}, region={self.credentials.region!r}, "
+            f"max_qps={self.rate_limiter.max_qps}, max_retries={self.max_retries})"
+        )
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,170 @@
+"""Cursor pagination with anomaly guards: no listing can loop forever or end silently short.
+
+The API's cursor is opaque: start at 0, send back exactly the ``NextCursor`` the last page
+returned, stop when ``HasMore`` is false. This module never computes a cursor. It stops
+with a ``PaginationAnomaly`` error when a page says ``HasMore`` but its ``NextCursor`` is
+missing, not an integer, negative, equal to the cursor just sent, or one already sent (a
+cycle), and when a listing needs more than ``max_pages`` pages. An empty page with
+``HasMore`` and a new cursor is legal and the walk goes on.
+
+Pure logic: ``fetch_page(cursor) -> Result`` is any callable (the hook passes one that makes
+a signed call; tests pass a fake).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
+
+FetchPage = Callable[[int], Mapping[str, Any]]
+
+
+def _fail(error_class: type[RtcImError], message: str, code: str, action: str | None) -> RtcImError:
+    return error_class(message, code=code, action=action)
+
+
+def iter_pages(
+    fetch_page: FetchPage,
+    *,
+    start_cursor: int = 0,
+    max_pages: int = 100_000,
+    what: str = "listing",
+    items_key: str = "ConversationInfos",
+    error_class: type[RtcImError] = RtcImError,
+    action: str | None = None,
+) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """Yield ``(page_number, result)`` for every page, 1-based, lazily.
+
+    :param fetch_page: called with the cursor to send, returns that page's ``Result``.
+    :param start_cursor: the first cursor (0 for the beginning).
+    :param max_pages: the most pages this listing may take; needing more is an error.
+    :param what: names the listing in error messages (e.g. ``"user 10001's conversations"``).
+    :param items_key: the key of the page's item list (checked to be a list when present).
+    :param error_class: the exception type to raise (the hook passes ``RtcImApiError``).
+    :param action: the API action, for the error.
+    """
+    if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+        raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+    cursor = start_cursor
+    sent: set[int] = set()
+    page_no = 0
+    while True:
+        if page_no >= max_pages:
+            raise _fail(
+                error_class,
+                f"{what}: still HasMore after max_pages={max_pages} pages (next cursor {cursor}); "
+                "raise max_pages if the listing is really this long",
+                CODE_PAGINATION,
+                action,
+            )
+        page_no += 1
+        sent.add(cursor)
+        result = fetch_page(cursor)
+        if not isinstance(result, Mapping):
+            raise _fail(
+                error_class,
+                f"{what}: page {page_no} (cursor {cursor}) has a Result that is not an object",
+                CODE_BAD_RESPONSE,
+                action,
+            )
+        items = result.get(items_key)
+        if items is not None and not isinstance(items, list):
+            raise _fail(
+                error_class,
+                f"{what}: page {page_no} (cursor {cursor}) has {items_key} that is not a list",
+                CODE_BAD_RESPONSE,
+                action,
+            )
+        has_more = result.get("HasMore", False)
+        if not isinstance(has_more, bool):
+            raise _fail(
+                error_class,
+                f"{what}: page {page_no} (cursor {cursor}) has HasMore={has_more!r}, not a bool",
+                CODE_BAD_RESPONSE,
+                action,
+            )
+        yield page_no, result
+        if not has_more:
+            return
+        next_cursor = result.get("NextCursor")
+        where = f"{what}: page {page_no} (cursor {cursor}) says HasMore"
+        if isinstance(next_cursor, bool) or not isinstance(next_cursor, int):
+            raise _fail(
+                error_class,
+                f"{where} but its NextCursor is {next_cursor!r}, not an integer; stopping rather "
+                "than guessing where the next page starts",
+                CODE_PAGINATION,
+                action,
+            )
+        if next_cursor < 0:
+            raise _fail(
+                error_class,
+                f"{where} with a negative NextCursor {next_cursor}; stopping rather than looping",
+                CODE_PAGINATION,
+                action,
+            )
+        if next_cursor == cursor:
+            raise _fail(
+                error_class,
+                f"{where} but NextCursor {next_cursor} equals the cursor just sent (stuck cursor); "
+                "stopping rather than looping forever",
+                CODE_PAGINATION,
+                action,
+            )
+        if next_cursor in sent:
+            raise _fail(
+                error_class,
+                f"{where} but NextCursor {next_cursor} was already sent earlier in this listing "
+                "(cursor cycle); stopping rather than looping forever",
+                CODE_PAGINATION,
+                action,
+            )
+        cursor = next_cursor
+
+
+def iter_items(
+    fetch_page: FetchPage,
+    *,
+    start_cursor: int = 0,
+    max_pages: int = 100_000,
+    what: str = "listing",
+    items_key: str = "ConversationInfos",
+    id_key: str = "ConversationShortId",
+    error_class: type[RtcImError] = RtcImError,
+    action: str | None = None,
+    on_duplicate: Callable[[Any, int], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield every item of every page, each ``id_key`` once (later duplicates are skipped).
+
+    Items are yielded as the API returned them (unknown fields kept). An item without an
+    integer ``id_key`` is an error: it could not be deduplicated. ``on_duplicate(id, page)``
+    is called for each skipped duplicate.
+    """
+    seen: set[int] = set()
+    for page_no, result in iter_pages(
+        fetch_page,
+        start_cursor=start_cursor,
+        max_pages=max_pages,
+        what=what,
+        items_key=items_key,
+        error_class=error_class,
+        action=action,
+    ):
+        for item in result.get(items_key) or ():
+            item_id = item.get(id_key) if isinstance(item, Mapping) else None
+            if isinstance(item_id, bool) or not isinstance(item_id, int):
+                raise _fail(
+                    error_class,
+                    f"{what}: page {page_no} has an item without an integer {id_key}: "
+                    f"{type(item).__name__} with {id_key}={item_id!r}",
+                    CODE_BAD_RESPONSE,
+                    action,
+                )
+            if item_id in seen:
+                if on_duplicate is not None:
+                    on_duplicate(item_id, page_no)
+                continue
+            seen.add(item_id)
+            yield item  # type: ignore[misc]

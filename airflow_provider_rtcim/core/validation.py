@@ -1,0 +1,251 @@
+"""Input checks that run before any request: every failure is a ``ValueError`` naming the field.
+
+Pure (no Airflow, no ``requests``), so the hook, operators, sensors and triggers can check
+their arguments at import-free cost. Also holds the parsing of the connection's settings
+(endpoint, proxies, verify, numbers), which is equally pure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+MAX_LIMIT = 20
+DATA_TYPES: frozenset[int] = frozenset({0, 1, 2})
+DEFAULT_REGION = "cn-north-1"
+
+REGION_ENDPOINTS: dict[str, str] = {
+    "cn-north-1": "https://rtc.volcengineapi.com",
+    "ap-southeast-1": "https://open-ap-singapore-1.volcengineapi.com",
+}
+"""The API endpoint of each region the official SDKs know."""
+
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+
+
+def to_int(value: Any, field: str) -> int:
+    """``value`` as an ``int``: ints and numeric strings (``"123"``) are accepted.
+
+    ``bool``, ``float``, ``None`` and anything else are rejected with a ``ValueError``
+    naming ``field``: a float cannot hold every int64 id exactly, so it is never guessed at.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{field} must be an integer, got a bool ({value!r})")
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.match(text):
+            return int(text)
+        raise ValueError(f"{field} must be an integer or a string of digits, got {value!r}")
+    raise ValueError(f"{field} must be an integer, got {type(value).__name__} {value!r}")
+
+
+def _in_range(value: int, field: str, low: int, high: int, what: str) -> int:
+    if not low <= value <= high:
+        raise ValueError(f"{field} must be {what}, got {value}")
+    return value
+
+
+def validate_user_id(value: Any, field: str = "participant_user_id") -> int:
+    """A user id: a positive int64 (int or numeric string)."""
+    return _in_range(to_int(value, field), field, 1, INT64_MAX, f"a positive integer (1..{INT64_MAX})")
+
+
+def validate_app_id(value: Any, field: str = "app_id") -> int:
+    """An AppId: a positive int32 (int or numeric string)."""
+    return _in_range(to_int(value, field), field, 1, INT32_MAX, f"a positive integer (1..{INT32_MAX})")
+
+
+def validate_limit(value: Any, field: str = "limit") -> int:
+    """A page size as the API takes it: 1..20."""
+    return _in_range(to_int(value, field), field, 1, MAX_LIMIT, f"between 1 and {MAX_LIMIT}")
+
+
+def validate_page_size(value: Any, field: str = "page_size") -> int:
+    """A page size for a complete listing: 1..20."""
+    return validate_limit(value, field)
+
+
+def validate_max_pages(value: Any, field: str = "max_pages") -> int:
+    """The cap on pages fetched by one listing: >= 1."""
+    return _in_range(to_int(value, field), field, 1, INT64_MAX, "an integer >= 1")
+
+
+def validate_data_type(value: Any, field: str = "data_type") -> int:
+    """``DataType``: 0 (cache, most recently active first), 1 (database, creation order), 2 (live groups)."""
+    number = to_int(value, field)
+    if number not in DATA_TYPES:
+        raise ValueError(
+            f"{field} must be one of 0 (cache, most recently active first), "
+            f"1 (database, creation order), 2 (live groups created by the user); got {number}"
+        )
+    return number
+
+
+def validate_inbox_type(value: Any, field: str = "inbox_type") -> int:
+    """``InboxType``: an integer >= 0."""
+    return _in_range(to_int(value, field), field, 0, INT64_MAX, "an integer >= 0")
+
+
+def validate_cursor(value: Any, field: str = "cursor") -> int:
+    """A ``Cursor`` to send: an int64 >= 0 (0 is the first page)."""
+    return _in_range(to_int(value, field), field, 0, INT64_MAX, "an integer >= 0 (0 for the first page)")
+
+
+def validate_bool(value: Any, field: str) -> bool:
+    """A real ``bool`` (``True``/``False``), nothing else."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{field} must be True or False, got {value!r}")
+    return value
+
+
+def validate_action(value: Any, field: str = "action") -> str:
+    """An API action name such as ``GetUserConversations`` (letters and digits)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", value):
+        raise ValueError(f"{field} must be an API action name such as 'GetUserConversations', got {value!r}")
+    return value
+
+
+def validate_version(value: Any, field: str = "version") -> str:
+    """An API version such as ``2020-12-01``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError(f"{field} must be an API version such as '2020-12-01', got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Settings (connection extras and hook kwargs)
+# ---------------------------------------------------------------------------------------
+
+
+def to_bool(value: Any, field: str) -> bool:
+    """A bool, or the strings true/false/yes/no/1/0 (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "yes", "1", "on"):
+            return True
+        if text in ("false", "no", "0", "off"):
+            return False
+    raise ValueError(f"{field} must be true or false, got {value!r}")
+
+
+def to_positive_float(value: Any, field: str, *, allow_zero: bool = False) -> float:
+    """A finite number > 0 (>= 0 with ``allow_zero``); numeric strings accepted, bool rejected."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{field} must be a number, got {value!r}")
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{field} must be a finite number {bound}, got {value!r}")
+    return number
+
+
+def to_non_negative_int(value: Any, field: str) -> int:
+    """An integer >= 0 (int or numeric string)."""
+    return _in_range(to_int(value, field), field, 0, INT64_MAX, "an integer >= 0")
+
+
+def to_max_qps(value: Any, field: str = "max_qps") -> float | None:
+    """A request rate cap: a number > 0, or None / 0 for no client-side limit."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    number = to_positive_float(value, field, allow_zero=True)
+    return number or None
+
+
+def parse_verify(value: Any, field: str = "verify") -> bool | str:
+    """TLS verification: a bool, ``"true"``/``"false"``, or the path of a CA bundle."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return True
+        try:
+            return to_bool(text, field)
+        except ValueError:
+            return text  # a CA bundle path
+    raise ValueError(f"{field} must be true, false or a CA bundle path, got {value!r}")
+
+
+def parse_proxies(value: Any, field: str = "proxies") -> dict[str, str] | None:
+    """Proxies: a URL string (for http and https), or a dict / JSON object ``{"https": url, ...}``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{field} is not a valid JSON object: {exc.msg}") from None
+        else:
+            if "://" not in text:
+                raise ValueError(f"{field} must be a proxy URL such as 'http://proxy:3128', got {text!r}")
+            return {"http": text, "https": text}
+    if isinstance(value, Mapping):
+        out: dict[str, str] = {}
+        for key, url in value.items():
+            if not isinstance(key, str) or not isinstance(url, str) or not url:
+                raise ValueError(f"{field} must map schemes to proxy URLs, got {key!r}: {url!r}")
+            out[key] = url
+        return out or None
+    raise ValueError(f"{field} must be a proxy URL or an object of scheme -> URL, got {type(value).__name__}")
+
+
+def resolve_endpoint(
+    host: str | None,
+    *,
+    port: int | None = None,
+    region: str = DEFAULT_REGION,
+    endpoint_url: str | None = None,
+    field: str = "host",
+) -> str:
+    """The API endpoint (``scheme://host[:port][/path]``, no trailing slash).
+
+    ``endpoint_url`` wins over ``host``. A full URL is used as it is; a bare host means
+    https (with ``port`` when set); nothing at all means the region's endpoint.
+    """
+    if endpoint_url is not None and str(endpoint_url).strip():
+        raw, field = str(endpoint_url).strip(), "extra.endpoint_url"
+    elif host is not None and str(host).strip():
+        raw = str(host).strip()
+    else:
+        if region not in REGION_ENDPOINTS:
+            known = ", ".join(f"{r} ({u})" for r, u in REGION_ENDPOINTS.items())
+            raise ValueError(
+                f"region {region!r} has no known endpoint: set the connection's host or "
+                f"extra.endpoint_url (known regions: {known})"
+            )
+        return REGION_ENDPOINTS[region]
+    if "://" not in raw:
+        raw = f"https://{raw}"
+        if port and not re.search(r":[0-9]+$", raw.split("/", 3)[2]):
+            raw = f"{raw}:{int(port)}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{field} must be a URL such as 'https://rtc.volcengineapi.com', got {raw!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ValueError(f"{field} has an invalid port: {raw!r}") from None
+    if parts.query or parts.fragment:
+        raise ValueError(f"{field} must not have a query or fragment: {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"

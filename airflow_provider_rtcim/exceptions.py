@@ -1,0 +1,38 @@
+"""The provider's one exception type under Airflow.
+
+:class:`RtcImApiError` is both a :class:`~airflow_provider_rtcim.core.errors.RtcImError`
+(``code``, ``http_status``, ``request_id``, ``message``, ``retryable``) and an
+``AirflowException``, so Airflow treats it as a task failure and callers can branch on
+``code``. Also importable from :mod:`airflow_provider_rtcim.hooks.rtcim`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_rtcim.core.errors import RtcImError
+
+
+class RtcImApiError(RtcImError, AirflowException):
+    """A failed RTC IM call, a pagination anomaly or a misconfigured connection.
+
+    Carries ``code`` (the API's ``Code`` or a client code such as ``PaginationAnomaly``,
+    ``MisconfiguredConnection``, ``ConnectionError``), ``http_status``, ``request_id``,
+    ``action`` and ``message``. Never contains a secret.
+    """
+
+    def serialize(self):  # type: ignore[no-untyped-def]
+        cls = self.__class__
+        return (
+            f"{cls.__module__}.{cls.__name__}",
+            (self.message,),
+            {
+                "code": self.code,
+                "http_status": self.http_status,
+                "request_id": self.request_id,
+                "action": self.action,
+            },
+        )
+
+
+__all__ = ["RtcImApiError", "RtcImError"]

@@ -1,0 +1,606 @@
+"""The Airflow Hook for the Volcengine RTC IM OpenAPI.
+
+Connection type ``rtcim`` (default id ``rtcim_default``):
+
+* login: Access Key ID; password: Secret Access Key;
+* host: the endpoint. A full URL (``http://127.0.0.1:8080``) is used as it is; a bare host
+  means https (plus the connection's port when set); empty means the region's endpoint
+  (``cn-north-1``: ``https://rtc.volcengineapi.com``, ``ap-southeast-1``:
+  ``https://open-ap-singapore-1.volcengineapi.com``);
+* extra: ``app_id`` (int; a task may override it), ``region`` (default ``cn-north-1``),
+  ``session_token`` (STS), ``endpoint_url`` (overrides host; the way to give a scheme in a
+  URI-form connection), ``timeout`` (s, default 30), ``max_qps`` (default 100; 0 disables),
+  ``max_retries`` (default 5), ``proxies`` (a URL for all schemes, or an object / JSON
+  object of scheme -> URL), ``verify`` (bool, ``"true"``/``"false"``, or a CA bundle path).
+
+Importing this module is cheap: ``requests`` and the HTTP client are imported on first use.
+
+``data_type`` defaults to 1 everywhere: the API's own default, 0, reads from a cache
+ordered by most recent activity, which reorders while you page (a conversation can show
+up twice or be skipped); 1 reads the database in creation order, the stable order for a
+complete listing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_rtcim.core.errors import (
+    CODE_CONFIG,
+    CODE_CONNECTION,
+    CODE_TIMEOUT,
+    CODE_TRUNCATED,
+    RtcImError,
+)
+from airflow_provider_rtcim.core.validation import (
+    DEFAULT_REGION,
+    parse_proxies,
+    parse_verify,
+    resolve_endpoint,
+    to_max_qps,
+    to_non_negative_int,
+    to_positive_float,
+    validate_app_id,
+    validate_bool,
+    validate_cursor,
+    validate_data_type,
+    validate_inbox_type,
+    validate_limit,
+    validate_max_pages,
+    validate_page_size,
+    validate_user_id,
+)
+from airflow_provider_rtcim.exceptions import RtcImApiError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_rtcim.core.client import RtcImClient
+    from airflow_provider_rtcim.core.signing import Credentials
+
+__all__ = ["RtcImApiError", "RtcImConnectionSettings", "RtcImHook"]
+
+GET_USER_CONVERSATIONS = "GetUserConversations"
+DEFAULT_CONN_ID = "rtcim_default"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_QPS = 100.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_POOL_MAXSIZE = 32
+DEFAULT_RETRY_BACKOFF = 0.3
+DEFAULT_RETRY_BACKOFF_MAX = 20.0
+TEST_CONNECTION_USER_ID = 1
+"""The placeholder user whose first conversation ``test_connection`` asks for."""
+
+
+@dataclass(frozen=True)
+class RtcImConnectionSettings:
+    """A connection's parsed and validated settings. ``repr`` never shows a secret."""
+
+    conn_id: str
+    access_key_id: str | None
+    secret_access_key: str | None = field(repr=False)
+    session_token: str | None = field(repr=False)
+    region: str
+    endpoint: str
+    app_id: int | None
+    timeout: float
+    max_qps: float | None
+    max_retries: int
+    proxies: dict[str, str] | None = field(repr=False)
+    verify: bool | str
+
+
+def _config_error(conn_id: str, message: str) -> RtcImApiError:
+    return RtcImApiError(f"Connection {conn_id!r}: {message}", code=CODE_CONFIG)
+
+
+def parse_connection(
+    conn: Any,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    conn_id: str | None = None,
+) -> RtcImConnectionSettings:
+    """Parse an Airflow ``Connection`` (login, password, host, port, extra) into settings.
+
+    ``extra`` replaces ``conn.extra_dejson`` (inside a trigger, pass ``await conn.aextra_dejson()``).
+    Raises :class:`RtcImApiError` (code ``MisconfiguredConnection``) naming the connection
+    and the field for any invalid value. Missing credentials are not an error here (see
+    :meth:`RtcImHook.credentials`).
+    """
+    cid = conn_id or getattr(conn, "conn_id", None) or DEFAULT_CONN_ID
+    if extra is None:
+        extra = conn.extra_dejson
+    if not isinstance(extra, Mapping):
+        raise _config_error(cid, f"extra must be a JSON object, got {type(extra).__name__}")
+
+    def get(name: str) -> Any:
+        value = extra.get(name)
+        return None if (isinstance(value, str) and not value.strip()) else value
+
+    try:
+        region = get("region") or DEFAULT_REGION
+        if not isinstance(region, str):
+            raise ValueError(f"extra.region must be a string such as 'cn-north-1', got {region!r}")
+        region = region.strip()
+        endpoint = resolve_endpoint(
+            conn.host, port=conn.port, region=region, endpoint_url=get("endpoint_url"), field="host"
+        )
+        app_id = get("app_id")
+        app_id = None if app_id is None else validate_app_id(app_id, "extra.app_id")
+        timeout = get("timeout")
+        timeout = DEFAULT_TIMEOUT if timeout is None else to_positive_float(timeout, "extra.timeout")
+        max_qps = to_max_qps(get("max_qps"), "extra.max_qps") if "max_qps" in extra else DEFAULT_MAX_QPS
+        max_retries = get("max_retries")
+        max_retries = (
+            DEFAULT_MAX_RETRIES
+            if max_retries is None
+            else to_non_negative_int(max_retries, "extra.max_retries")
+        )
+        proxies = parse_proxies(get("proxies"), "extra.proxies")
+        verify = parse_verify(extra.get("verify"), "extra.verify")
+        session_token = get("session_token")
+        if session_token is not None and not isinstance(session_token, str):
+            raise ValueError("extra.session_token must be a string")
+    except ValueError as exc:
+        raise _config_error(cid, str(exc)) from None
+    login = (conn.login or "").strip() or None
+    password = conn.password or None
+    return RtcImConnectionSettings(
+        conn_id=cid,
+        access_key_id=login,
+        secret_access_key=password,
+        session_token=session_token,
+        region=region,
+        endpoint=endpoint,
+        app_id=app_id,
+        timeout=timeout,
+        max_qps=max_qps,
+        max_retries=max_retries,
+        proxies=proxies,
+        verify=verify,
+    )
+
+
+def _mask(value: str | None) -> None:
+    if not value:
+        return
+    try:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(value)
+    except Exception:  # noqa: S110 - masking must never break a hook (e.g. no log set-up)
+        pass
+
+
+class RtcImHook(BaseHook):
+    """Signed, retried, rate-limited calls to the Volcengine RTC IM OpenAPI.
+
+    One hook holds one ``requests.Session`` and one rate limiter and is thread-safe: share
+    it between threads. Nothing is fetched or connected in ``__init__``.
+
+    :param rtcim_conn_id: the ``rtcim`` connection.
+    :param max_qps: client-side cap on requests per second (overrides extra.max_qps; 0 disables).
+    :param max_retries: retries of a transient failure of a read (overrides extra.max_retries).
+    :param timeout: seconds per connect / read (overrides extra.timeout).
+    :param pool_maxsize: HTTP connections kept (at least the number of threads sharing the hook).
+    :param retry_backoff: base of the exponential backoff between retries, seconds (default 0.3).
+    :param retry_backoff_max: cap of one backoff sleep, seconds (default 20; also caps Retry-After).
+    :param sleep: the sleep function used for backoff and rate limiting (tests inject one).
+    """
+
+    conn_name_attr = "rtcim_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = "rtcim"
+    hook_name = "RTC IM (Volcengine)"
+
+    def __init__(
+        self,
+        rtcim_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        max_qps: float | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        pool_maxsize: int | None = None,
+        retry_backoff: float | None = None,
+        retry_backoff_max: float | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(rtcim_conn_id, str) or not rtcim_conn_id:
+            raise ValueError(f"rtcim_conn_id must be a non-empty string, got {rtcim_conn_id!r}")
+        self.rtcim_conn_id = rtcim_conn_id
+        self._max_qps = None if max_qps is None else to_max_qps(max_qps, "max_qps")
+        self._max_qps_given = max_qps is not None
+        self._max_retries = None if max_retries is None else to_non_negative_int(max_retries, "max_retries")
+        self._timeout = None if timeout is None else to_positive_float(timeout, "timeout")
+        self._pool_maxsize = (
+            DEFAULT_POOL_MAXSIZE if pool_maxsize is None else validate_max_pages(pool_maxsize, "pool_maxsize")
+        )
+        self._retry_backoff = (
+            DEFAULT_RETRY_BACKOFF
+            if retry_backoff is None
+            else to_positive_float(retry_backoff, "retry_backoff", allow_zero=True)
+        )
+        self._retry_backoff_max = (
+            DEFAULT_RETRY_BACKOFF_MAX
+            if retry_backoff_max is None
+            else to_positive_float(retry_backoff_max, "retry_backoff_max", allow_zero=True)
+        )
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._connection: Connection | None = None
+        self._extra: Mapping[str, Any] | None = None
+        self._settings_cache: RtcImConnectionSettings | None = None
+        self._client_cache: RtcImClient | None = None
+
+    @classmethod
+    def from_connection(
+        cls, conn: Connection, *, extra: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> RtcImHook:
+        """A hook over an already fetched ``Connection`` (never calls ``get_connection``).
+
+        For triggers: ``conn = await BaseHook.aget_connection(conn_id)`` then
+        ``RtcImHook.from_connection(conn, extra=await conn.aextra_dejson())`` (inside an
+        event loop ``conn.extra_dejson`` raises). ``kwargs`` are the constructor's.
+        """
+        hook = cls(conn.conn_id or DEFAULT_CONN_ID, **kwargs)
+        hook._connection = conn
+        hook._extra = dict(extra) if extra is not None else None
+        return hook
+
+    # -- connection and settings -------------------------------------------------------
+
+    @property
+    def settings(self) -> RtcImConnectionSettings:
+        """The connection's parsed settings (fetched once, on first use)."""
+        settings = self._settings_cache
+        if settings is None:
+            with self._lock:
+                settings = self._settings_cache
+                if settings is None:
+                    conn = self._connection
+                    if conn is None:
+                        conn = self._connection = self.get_connection(self.rtcim_conn_id)
+                    settings = parse_connection(conn, extra=self._extra, conn_id=self.rtcim_conn_id)
+                    _mask(settings.secret_access_key)
+                    _mask(settings.session_token)
+                    self._settings_cache = settings
+        return settings
+
+    @property
+    def app_id(self) -> int | None:
+        """The connection's default AppId (extra.app_id), or None."""
+        return self.settings.app_id
+
+    @property
+    def endpoint(self) -> str:
+        """The API endpoint this hook calls."""
+        return self.settings.endpoint
+
+    def resolve_app_id(self, app_id: Any = None) -> int:
+        """The task's ``app_id`` when given, else the connection's; an error when neither."""
+        if app_id is not None:
+            return validate_app_id(app_id, "app_id")
+        if self.settings.app_id is None:
+            raise _config_error(self.rtcim_conn_id, "has no AppId: set extra.app_id or pass app_id=")
+        return self.settings.app_id
+
+    def credentials(self) -> Credentials:
+        """The signing credentials; an error naming the field when the key or secret is missing."""
+        from airflow_provider_rtcim.core.signing import Credentials
+
+        settings = self.settings
+        if not settings.access_key_id:
+            raise _config_error(self.rtcim_conn_id, "has no Access Key ID: set the connection's login")
+        if not settings.secret_access_key:
+            raise _config_error(self.rtcim_conn_id, "has no Secret Access Key: set the connection's password")
+        return Credentials(
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+            region=settings.region,
+            session_token=settings.session_token,
+        )
+
+    @property
+    def client(self) -> RtcImClient:
+        """The shared HTTP client (built on first use; imports ``requests`` then)."""
+        client = self._client_cache
+        if client is None:
+            with self._lock:
+                client = self._client_cache
+                if client is None:
+                    client = self._client_cache = self._build_client()
+        return client
+
+    def _build_client(self) -> RtcImClient:
+        from airflow_provider_rtcim.core.client import RtcImClient
+
+        settings = self.settings
+        kwargs: dict[str, Any] = {}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return RtcImClient(
+            credentials=self.credentials(),
+            endpoint=settings.endpoint,
+            timeout=self._timeout if self._timeout is not None else settings.timeout,
+            max_qps=self._max_qps if self._max_qps_given else settings.max_qps,
+            max_retries=self._max_retries if self._max_retries is not None else settings.max_retries,
+            pool_maxsize=self._pool_maxsize,
+            proxies=settings.proxies,
+            verify=settings.verify,
+            retry_backoff=self._retry_backoff,
+            retry_backoff_max=self._retry_backoff_max,
+            error_class=RtcImApiError,
+            logger=self.log,
+            name=self.rtcim_conn_id,
+            **kwargs,
+        )
+
+    def get_conn(self) -> RtcImClient:
+        """The shared :class:`~airflow_provider_rtcim.core.client.RtcImClient`."""
+        return self.client
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def call(
+        self,
+        action: str,
+        body: dict[str, Any],
+        *,
+        version: str = "2020-12-01",
+        retry: bool | None = None,
+    ) -> dict[str, Any]:
+        """A signed POST to ``{endpoint}/?Action={action}&Version={version}``; returns ``Result``.
+
+        Transient failures are retried for read actions only (``Get``, ``BatchGet``, ``Scan``,
+        ``Query``, ``List``, ``Is`` prefixes); ``retry=True``/``False`` overrides.
+
+        :raises RtcImApiError: with ``code``, ``http_status``, ``request_id``.
+        """
+        return self.client.call(action, body, version=version, retry=retry)
+
+    def _conversations_body(
+        self,
+        participant_user_id: Any,
+        *,
+        cursor: Any,
+        limit: Any,
+        data_type: Any,
+        inbox_type: Any,
+        skip_member_count: Any,
+        app_id: Any,
+    ) -> dict[str, Any]:
+        user_id = validate_user_id(participant_user_id)
+        checked = {
+            "Cursor": validate_cursor(cursor),
+            "Limit": validate_limit(limit),
+            "DataType": validate_data_type(data_type),
+            "InboxType": validate_inbox_type(inbox_type),
+            "SkipMemberCount": validate_bool(skip_member_count, "skip_member_count"),
+        }
+        return {"AppId": self.resolve_app_id(app_id), "ParticipantUserId": user_id, **checked}
+
+    def _fetch_conversations(self, body: dict[str, Any]) -> dict[str, Any]:
+        result = self.client.call(GET_USER_CONVERSATIONS, body)
+        self.client.stats.incr("pages")
+        return result
+
+    def get_user_conversations(
+        self,
+        participant_user_id: int | str,
+        *,
+        cursor: int = 0,
+        limit: int = 20,
+        data_type: int = 1,
+        inbox_type: int = 0,
+        skip_member_count: bool = False,
+        app_id: int | str | None = None,
+    ) -> dict[str, Any]:
+        """One page of ``GetUserConversations``: its ``Result`` (``ConversationInfos``, ``HasMore``,
+        ``NextCursor``).
+
+        ``data_type`` defaults to 1 (database, creation order: stable while paging); the
+        API's own default 0 (cache, most recently active first) reorders during a listing.
+        ``app_id`` defaults to the connection's extra.app_id.
+        """
+        body = self._conversations_body(
+            participant_user_id,
+            cursor=cursor,
+            limit=limit,
+            data_type=data_type,
+            inbox_type=inbox_type,
+            skip_member_count=skip_member_count,
+            app_id=app_id,
+        )
+        return self._fetch_conversations(body)
+
+    def iter_user_conversations(
+        self,
+        participant_user_id: int | str,
+        *,
+        data_type: int = 1,
+        inbox_type: int = 0,
+        skip_member_count: bool = False,
+        app_id: int | str | None = None,
+        page_size: int = 20,
+        max_pages: int = 100_000,
+    ) -> Iterator[dict[str, Any]]:
+        """Every ``ConversationInfo`` of the user across all pages, lazily, each
+        ``ConversationShortId`` once, in API order, unknown fields kept.
+
+        Arguments are checked now (before any request); pages are fetched as you iterate.
+        ``NextCursor`` is fed back verbatim. A page with ``HasMore`` whose ``NextCursor`` is
+        missing, not an integer, negative, or equal to a cursor already sent, and a listing
+        longer than ``max_pages`` pages, raise ``RtcImApiError`` with code
+        ``PaginationAnomaly`` naming the user, the cursor and the page. ``data_type``
+        defaults to 1 (database, creation order), the stable order for complete listings.
+        """
+        body = self._conversations_body(
+            participant_user_id,
+            cursor=0,
+            limit=validate_page_size(page_size),
+            data_type=data_type,
+            inbox_type=inbox_type,
+            skip_member_count=skip_member_count,
+            app_id=app_id,
+        )
+        max_pages = validate_max_pages(max_pages)
+        return self._iter(body, max_pages)
+
+    def _iter(self, body: dict[str, Any], max_pages: int) -> Iterator[dict[str, Any]]:
+        from airflow_provider_rtcim.core.pagination import iter_items
+
+        def fetch(cursor: int) -> dict[str, Any]:
+            return self._fetch_conversations({**body, "Cursor": cursor})
+
+        duplicates = 0
+
+        def on_duplicate(item_id: Any, page_no: int) -> None:
+            nonlocal duplicates
+            duplicates += 1
+            self.log.debug("Skipping duplicate ConversationShortId %s on page %d", item_id, page_no)
+
+        yield from iter_items(
+            fetch,
+            max_pages=max_pages,
+            what=f"{GET_USER_CONVERSATIONS} for user {body['ParticipantUserId']} (AppId {body['AppId']})",
+            error_class=RtcImApiError,
+            action=GET_USER_CONVERSATIONS,
+            on_duplicate=on_duplicate,
+        )
+        if duplicates:
+            self.log.info(
+                "User %s: skipped %d duplicate conversation(s) across pages",
+                body["ParticipantUserId"],
+                duplicates,
+            )
+
+    def count_user_conversations(
+        self,
+        participant_user_id: int | str,
+        *,
+        data_type: int = 1,
+        inbox_type: int = 0,
+        app_id: int | str | None = None,
+        max_pages: int = 100_000,
+    ) -> int:
+        """How many distinct conversations the user has (pages with ``SkipMemberCount=True``).
+
+        ``data_type`` defaults to 1 (database, creation order), stable while paging.
+        """
+        return sum(
+            1
+            for _ in self.iter_user_conversations(
+                participant_user_id,
+                data_type=data_type,
+                inbox_type=inbox_type,
+                skip_member_count=True,
+                app_id=app_id,
+                page_size=20,
+                max_pages=max_pages,
+            )
+        )
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Cumulative ``{"requests", "retries", "pages"}`` for this hook (a copy)."""
+        client = self._client_cache
+        if client is None:
+            return {"requests": 0, "retries": 0, "pages": 0}
+        return client.stats.snapshot()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """For the UI's Test button: one real signed call; never raises.
+
+        Calls ``GetUserConversations`` for a placeholder user with ``Limit`` 1 and the
+        connection's AppId, and says what to fix: the Access Key ID, the Secret Access Key,
+        the AppId, a missing field or an unreachable endpoint.
+        """
+        cid = self.rtcim_conn_id
+        try:
+            settings = self.settings
+            if not settings.access_key_id:
+                return False, f"Connection {cid!r} has no Access Key ID: set the login field."
+            if not settings.secret_access_key:
+                return False, f"Connection {cid!r} has no Secret Access Key: set the password field."
+            if settings.app_id is None:
+                return False, f"Connection {cid!r} has no AppId: set extra.app_id."
+            self.client.call(
+                GET_USER_CONVERSATIONS,
+                {
+                    "AppId": settings.app_id,
+                    "ParticipantUserId": TEST_CONNECTION_USER_ID,
+                    "Cursor": 0,
+                    "Limit": 1,
+                    "DataType": 1,
+                    "SkipMemberCount": True,
+                },
+                retry=False,
+            )
+        except RtcImError as exc:
+            return False, self._explain(exc)
+        except Exception as exc:
+            return False, f"Connection {cid!r}: unexpected {type(exc).__name__}: {exc}"
+        return (
+            True,
+            f"Connected to {settings.endpoint} as {settings.access_key_id} "
+            f"(region {settings.region}, AppId {settings.app_id}).",
+        )
+
+    def _explain(self, exc: RtcImError) -> str:
+        cid = self.rtcim_conn_id
+        settings = self._settings_cache
+        code = exc.code or ""
+        if code == CODE_CONFIG:
+            return str(exc)
+        if settings is None:  # pragma: no cover - settings are loaded before any call
+            return str(exc)
+        rid = f" [RequestId {exc.request_id}]" if exc.request_id else ""
+        if code == "InvalidAccessKey":
+            return (
+                f"Connection {cid!r}: the Access Key ID {settings.access_key_id!r} is unknown "
+                f"(InvalidAccessKey): check the login field.{rid}"
+            )
+        if code == "SignatureDoesNotMatch":
+            return (
+                f"Connection {cid!r}: the Secret Access Key does not match the Access Key ID "
+                f"{settings.access_key_id!r} (SignatureDoesNotMatch): check the password field.{rid}"
+            )
+        if code in ("InvalidParameter.NotExistAppId", "InvalidParameter.IllegalAppId"):
+            return (
+                f"Connection {cid!r}: AppId {settings.app_id} is not known to this account "
+                f"({code}): check extra.app_id.{rid}"
+            )
+        if code == "InvalidTimestamp":
+            return (
+                f"Connection {cid!r}: the request time was rejected (InvalidTimestamp): "
+                f"fix this machine's clock.{rid}"
+            )
+        if code == "InvalidSecretToken":
+            return (
+                f"Connection {cid!r}: the session token was rejected (InvalidSecretToken): "
+                f"refresh extra.session_token.{rid}"
+            )
+        if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
+            return (
+                f"Connection {cid!r}: cannot reach the endpoint {settings.endpoint} ({code}): {exc.message}"
+            )
+        return f"Connection {cid!r}: {exc}"
+
+    def close(self) -> None:
+        """Close the HTTP session's pooled connections."""
+        client = self._client_cache
+        if client is not None:
+            client.close()
+
+    def __repr__(self) -> str:
+        settings = self._settings_cache
+        where = f", endpoint={settings.endpoint!r}" if settings is not None else ""
+        return f"{type(self).__name__}(rtcim_conn_id={self.rtcim_conn_id!r}{where})"
