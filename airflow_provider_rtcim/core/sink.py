@@ -1,0 +1,222 @@
+"""JSON Lines output for conversation listings: row encoding, local spools, ordered merge.
+
+Pure Python (no Airflow, no network). The operator uses it to write one JSONL stream
+(gzip when the target name ends in ``.gz``) whose rows come from many concurrent
+per-user listings, in a deterministic order (users in input order, each user's rows in
+API order), while keeping memory flat: each user's rows go to a local spool file as
+they arrive, and finished spools are copied into the output in input order.
+
+Row format: ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))`` plus ``\\n``,
+UTF-8. Python ints are arbitrary precision, so int64 ids stay exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "JsonlSink",
+    "OrderedSpools",
+    "Spool",
+    "encode_row",
+    "is_gzip_name",
+    "is_templated",
+    "output_asset_uri",
+    "read_jsonl",
+    "temp_name_for",
+]
+
+_COPY_BUFFER = 1024 * 1024
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def encode_row(row: Mapping[str, Any]) -> bytes:
+    """One JSON Lines record: compact JSON, non-ASCII kept as UTF-8, newline-terminated."""
+    return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def is_gzip_name(name: str) -> bool:
+    """True when the output should be gzip-compressed (the name ends in ``.gz``)."""
+    return name.lower().endswith(".gz")
+
+
+def temp_name_for(final_name: str, token: str) -> str:
+    """The temporary object's name next to ``final_name``.
+
+    Hidden (leading dot) and ending in ``.tmp`` so that readers globbing ``*.jsonl`` /
+    ``*.jsonl.gz`` or skipping dot-files (Spark, Hive, pandas) never pick it up.
+    """
+    return f".{final_name}.{token}.tmp"
+
+
+class JsonlSink:
+    """Writes JSON Lines to an open binary file object; gzip-compresses when asked.
+
+    The gzip header is deterministic (``mtime=0``, no file name), so the same rows always
+    produce the same bytes. ``close()`` finishes the gzip stream and closes ``raw``.
+    """
+
+    def __init__(self, raw: IO[bytes], *, compress: bool = False) -> None:
+        self._raw = raw
+        self._gz: gzip.GzipFile | None = None
+        if compress:
+            self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+        self._out: IO[bytes] = self._gz if self._gz is not None else raw  # type: ignore[assignment]
+        self.count = 0
+        self.closed = False
+
+    def write_row(self, row: Mapping[str, Any]) -> None:
+        self._out.write(encode_row(row))
+        self.count += 1
+
+    def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.write_row(row)
+
+    def copy_from(self, src: IO[bytes], rows: int) -> None:
+        """Append already-encoded JSONL bytes (a spool) holding ``rows`` records."""
+        shutil.copyfileobj(src, self._out, _COPY_BUFFER)
+        self.count += rows
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._gz is not None:
+                self._gz.close()
+        finally:
+            self._raw.close()
+
+
+class Spool:
+    """A local temporary file collecting one user's encoded rows.
+
+    Written by one worker thread, closed when the user is done, then read once by the
+    merging thread. Closed spools hold no file descriptor, so thousands can wait.
+    """
+
+    def __init__(self, directory: str) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="user-", suffix=".jsonl", dir=directory)
+        self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=_COPY_BUFFER)
+        self.count = 0
+
+    def write_row(self, row: Mapping[str, Any]) -> None:
+        assert self._file is not None, "spool already closed"
+        self._file.write(encode_row(row))
+        self.count += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def drain_into(self, sink: JsonlSink) -> None:
+        """Copy this spool into ``sink`` and delete it."""
+        self.close()
+        with open(self.path, "rb") as src:
+            sink.copy_from(src, self.count)
+        self.discard()
+
+    def discard(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class OrderedSpools:
+    """Finished spools handed in any order, appended to a sink strictly by slot index.
+
+    ``complete(slot, spool)`` may be called in any order (only from one thread); each call
+    drains every spool that is now next in line. At the end ``pending`` is 0.
+    """
+
+    def __init__(self, sink: JsonlSink) -> None:
+        self._sink = sink
+        self._done: dict[int, Spool] = {}
+        self._next = 0
+
+    @property
+    def next_slot(self) -> int:
+        return self._next
+
+    @property
+    def pending(self) -> int:
+        return len(self._done)
+
+    def complete(self, slot: int, spool: Spool) -> None:
+        if slot < self._next or slot in self._done:
+            raise ValueError(f"slot {slot} completed twice")
+        self._done[slot] = spool
+        while self._next in self._done:
+            self._done.pop(self._next).drain_into(self._sink)
+            self._next += 1
+
+    def discard(self) -> None:
+        for spool in self._done.values():
+            spool.discard()
+        self._done.clear()
+
+
+def read_jsonl(raw: IO[bytes], *, compressed: bool = False) -> Iterable[dict[str, Any]]:
+    """Iterate the records of a JSONL stream (handy for tests and downstream tasks)."""
+    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw  # type: ignore[assignment]
+    for line in stream:
+        if line.strip():
+            yield json.loads(line)
+
+
+def is_templated(value: str) -> bool:
+    """True when ``value`` still contains a Jinja expression, statement or comment."""
+    return any(marker in value for marker in _TEMPLATE_MARKERS)
+
+
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def output_asset_uri(output_path: str) -> str | None:
+    """A stable Asset URI for an (un-rendered) output path, or None when none can be derived.
+
+    - A static path is its own Asset: ``s3://bkt/a/x.jsonl.gz``; a local path becomes
+      ``file:///abs/path``.
+    - A templated path (``s3://bkt/rtcim/{{ ds }}/part-{{ ti.map_index }}.jsonl``) maps to
+      the static directory prefix before the first template expression, without the
+      trailing slash (``s3://bkt/rtcim``): every run, every mapped task writes under that
+      one Asset.
+    - A connection id in the URL (``s3://aws_conn@bkt/...``) is not part of the data's
+      identity and is dropped.
+    - None when the static prefix has no location at all (``{{ var.value.out }}``,
+      ``s3://{{ bucket }}/...``): pass ``asset=`` explicitly then.
+    """
+    text = output_path.strip()
+    if not text:
+        return None
+    if is_templated(text):
+        cut = min(i for i in (text.find(m) for m in _TEMPLATE_MARKERS) if i >= 0)
+        text = text[:cut]
+        slash = text.rfind("/")
+        if slash < 0:
+            return None
+        text = text[: slash + 1]
+    if _SCHEME_RE.match(text):
+        parts = urlsplit(text)
+        netloc = parts.netloc.rpartition("@")[2]
+        if parts.scheme != "file" and not netloc:
+            return None
+        path = parts.path.rstrip("/")
+        if parts.scheme == "file" and not path:
+            return None  # the file-system root is nobody's data set
+        return urlunsplit((parts.scheme, netloc, path, "", ""))
+    if not text:
+        return None
+    absolute = os.path.abspath(os.path.expanduser(text))
+    return None if absolute == "/" else "file://" + absolute

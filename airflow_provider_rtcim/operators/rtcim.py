@@ -1,0 +1,593 @@
+"""Operators for the Volcengine RTC IM OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_rtcim.core import validation
+from airflow_provider_rtcim.core.errors import RtcImError
+from airflow_provider_rtcim.core.sink import (
+    JsonlSink,
+    OrderedSpools,
+    Spool,
+    is_gzip_name,
+    output_asset_uri,
+    temp_name_for,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_rtcim.hooks.rtcim import RtcImHook
+
+__all__ = ["RtcImGetUserConversationsOperator"]
+
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+
+
+class _Cancelled(Exception):
+    """Raised inside a worker when the task is stopping (another user failed, or on_kill)."""
+
+
+class _XComLimitExceeded(Exception):
+    """Raised inside a worker when the XCom row budget is used up."""
+
+
+def _parse_user_ids(value: Any) -> list[int]:
+    """One id, a list of ids, or a rendered template of either, as a list of ints."""
+    field = "participant_user_id"
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    f"{field} must be a user id or a list of user ids, got the unparsable string {value!r}"
+                ) from None
+        elif "," in text:
+            value = [part for part in (p.strip() for p in text.split(",")) if part]
+            if not value:
+                raise ValueError(f"{field} must name at least one user id, got {text!r}")
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+        not isinstance(value, (str, bytes, int, dict)) and hasattr(value, "__iter__")
+    ):
+        items = list(value) if not isinstance(value, (set, frozenset)) else sorted(value, key=str)
+        if not items:
+            raise ValueError(f"{field} must name at least one user id, got an empty list")
+        return [validation.validate_user_id(v, f"{field}[{i}]") for i, v in enumerate(items)]
+    return [validation.validate_user_id(value, field)]
+
+
+def _derive_asset(output_path: Any, asset: Asset | str | bool | None) -> Asset | None:
+    """The Asset to declare as outlet, from ``asset`` or the un-rendered ``output_path``."""
+    if asset is False:
+        return None
+    if isinstance(asset, Asset):
+        return asset
+    if isinstance(asset, str):
+        if not asset.strip():
+            raise ValueError("asset must be an Asset, an Asset URI, False or None, got an empty string")
+        return Asset(asset.strip())
+    if asset is not None and asset is not True:
+        raise ValueError(f"asset must be an Asset, an Asset URI, False or None, got {asset!r}")
+    if not isinstance(output_path, (str, os.PathLike)) and not hasattr(type(output_path), "protocol"):
+        return None  # None (XCom output), or a value only known at run time (an XComArg)
+    uri = output_asset_uri(str(output_path))
+    return Asset(uri) if uri else None
+
+
+def _with_outlet(outlets: Any, asset: Asset | None) -> Any:
+    """``outlets`` plus ``asset`` unless an Asset with the same URI is already there."""
+    if asset is None:
+        return outlets
+    current = [] if outlets is None else list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+    if any(isinstance(o, Asset) and o.uri == asset.uri for o in current):
+        return current
+    return [*current, asset]
+
+
+class _PartialWithAsset:
+    """``BaseOperator.partial`` that also declares the output Asset at DAG-parse time.
+
+    A mapped operator's ``__init__`` only runs on the worker, too late for outlets, so the
+    Asset derived from ``output_path`` / ``asset`` is added to the partial's ``outlets``.
+    Like Airflow's own descriptor, calling ``partial`` on a task (not the class) is refused.
+    """
+
+    def __get__(self, obj: BaseOperator | None, cls: type[BaseOperator] | None = None) -> Callable[..., Any]:
+        if obj is not None:
+
+            def refuse(**kwargs: Any) -> Any:
+                raise TypeError("partial can only be called on Operator classes, not Tasks themselves")
+
+            return refuse
+        owner = cls if cls is not None else type(obj)
+        base_partial = BaseOperator.__dict__["partial"].__get__(None, owner)
+
+        def partial(**kwargs: Any) -> Any:
+            derived = _derive_asset(kwargs.get("output_path"), kwargs.get("asset"))
+            if derived is not None:
+                kwargs["outlets"] = _with_outlet(kwargs.get("outlets"), derived)
+            return base_partial(**kwargs)
+
+        return partial
+
+
+class RtcImGetUserConversationsOperator(BaseOperator):
+    """List every conversation of one or many users (``GetUserConversations``), page by page.
+
+    Each row is the ``ConversationInfo`` exactly as the API returned it (unknown fields kept,
+    int64 ids exact) plus one top-level field, ``ParticipantUserId``: the user it was listed
+    for. The row shape is the same for one user or many, in XCom or in a file, so mapped
+    tasks and batch tasks write the same schema.
+
+    **Ordering and duplicates.** ``data_type`` defaults to 1 (from the database, ordered by
+    creation time): it is stable while you page. With ``DataType`` 0 (cache, most recently
+    active first) the order changes as conversations become active during the listing, so
+    a conversation can show up on two pages or slip past the cursor. Whatever the data
+    type, each user's rows are de-duplicated by ``ConversationShortId``.
+
+    **Output.** Without ``output_path`` the task returns the list of rows (XCom); XCom lives
+    in the metadata database, so above ``max_xcom_rows`` rows the task fails (without
+    pushing) and asks for ``output_path``. With ``output_path`` (a local path or any
+    ``ObjectStoragePath`` URL: ``file://``, ``s3://``, ``gs://``, ``memory://`` ...) rows are
+    streamed as JSON Lines (gzip when the name ends in ``.gz``) to a temporary object next
+    to the target (``.<name>.<token>.tmp``), which is renamed to the final name only when
+    every user is complete: a failed or retried run leaves no partial file. Rows are in a
+    deterministic order (users in input order, each user's rows in API order), so a rerun
+    writes the same file. The task then returns a summary
+    ``{"path", "count", "users", "pages", "requests", "retries"}``. Memory stays flat: each
+    user's rows are spooled to a local temporary file and appended in input order.
+
+    **Asset.** When writing a file the task declares an ``Asset`` outlet (so downstream DAGs
+    can be scheduled on it) and attaches ``{"path", "count", "users"}`` as the asset
+    event's ``extra``. The Asset is ``asset`` when given (an ``Asset`` or a URI), else it is
+    derived at DAG-parse time from the **un-rendered** ``output_path``: a static path is its
+    own Asset (a local path becomes ``file:///abs/path``); a templated path maps to the
+    static directory prefix before the first ``{{`` (``s3://bkt/rtcim/{{ ds }}/x.jsonl`` ->
+    ``s3://bkt/rtcim``), so every run and every mapped task updates one stable Asset. A
+    connection id in the URL is dropped. ``asset=False`` declares nothing. This also
+    works with ``.partial(output_path=...).expand(...)``; when ``output_path`` itself is
+    expanded, pass ``asset=`` to ``partial``.
+
+    **Concurrency.** A user's pages are sequential (each needs the previous ``NextCursor``);
+    many users are fetched concurrently by ``max_workers`` threads sharing one hook (one
+    HTTP session, one rate limiter at ``max_qps``), so a batch runs near the API's 100 QPS
+    ceiling without drawing 429s. Dynamic task mapping also works
+    (``.partial(...).expand(participant_user_id=[...])``, one user or one batch per task).
+
+    **Failures.** Arguments are checked (after templating) before the first request; an
+    unwritable ``output_path`` is detected by creating the temporary object first. A user
+    whose listing fails (after the hook's retries) fails the task with that user's id and
+    the API ``Code``; the other workers are stopped and nothing is published.
+
+    :param participant_user_id: a user id or a list of user ids (ints or numeric strings;
+        a rendered template of a JSON list or of comma-separated ids works too). Templated.
+    :param app_id: the AppId; defaults to the connection's ``extra.app_id``. Templated.
+    :param data_type: ``DataType``: 1 (default, creation order, stable), 0 (cache, recent
+        first, reorders while paging), 2 (live groups the user created). Templated.
+    :param inbox_type: ``InboxType`` (default 0). Templated.
+    :param skip_member_count: ask the API not to compute ``MemberCount`` (cheaper). Templated.
+    :param page_size: ``Limit`` per request, 1..20 (default 20). Templated.
+    :param output_path: where to write JSON Lines; None returns the rows through XCom. Templated.
+    :param asset: the ``Asset`` (or URI) to declare as outlet; None derives it from
+        ``output_path``; False declares none.
+    :param rtcim_conn_id: the ``rtcim`` connection.
+    :param max_workers: users fetched concurrently (default 16; capped to the number of users).
+    :param max_qps: client-side request rate cap shared by all workers (None: the hook's
+        default / the connection's setting).
+    :param max_pages: cap on pages per user, a guard against a cursor that never ends.
+    :param max_xcom_rows: the most rows returned through XCom (default 10,000).
+    """
+
+    template_fields: Sequence[str] = (
+        "participant_user_id",
+        "app_id",
+        "data_type",
+        "inbox_type",
+        "skip_member_count",
+        "page_size",
+        "output_path",
+    )
+    ui_color = "#e8f4ff"
+
+    progress_interval: float = 10.0
+    """Seconds between progress log lines."""
+
+    def __init__(
+        self,
+        *,
+        participant_user_id: int | str | Sequence[int | str],
+        app_id: int | str | None = None,
+        data_type: int | str = 1,
+        inbox_type: int | str = 0,
+        skip_member_count: bool | str = False,
+        page_size: int | str = 20,
+        output_path: str | ObjectStoragePath | None = None,
+        asset: Asset | str | bool | None = None,
+        rtcim_conn_id: str = "rtcim_default",
+        max_workers: int = 16,
+        max_qps: float | None = None,
+        max_pages: int = 100_000,
+        max_xcom_rows: int = 10_000,
+        **kwargs: Any,
+    ) -> None:
+        derived = _derive_asset(output_path, asset)
+        if derived is not None:
+            kwargs["outlets"] = _with_outlet(kwargs.get("outlets"), derived)
+        super().__init__(**kwargs)
+        self.participant_user_id = participant_user_id
+        self.app_id = app_id
+        self.data_type = data_type
+        self.inbox_type = inbox_type
+        self.skip_member_count = skip_member_count
+        self.page_size = page_size
+        self.output_path = output_path
+        self.asset = derived
+        self.rtcim_conn_id = rtcim_conn_id
+        self.max_workers = validation.to_int(max_workers, "max_workers")
+        if self.max_workers < 1:
+            raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}")
+        self.max_qps = validation.to_max_qps(max_qps)
+        self.max_pages = validation.validate_max_pages(max_pages)
+        self.max_xcom_rows = validation.to_int(max_xcom_rows, "max_xcom_rows")
+        if self.max_xcom_rows < 0:
+            raise ValueError(f"max_xcom_rows must be an integer >= 0, got {max_xcom_rows!r}")
+        self._stop: threading.Event | None = None  # made in execute(): an Event cannot be deep-copied
+
+    partial = _PartialWithAsset()
+
+    @cached_property
+    def hook(self) -> RtcImHook:
+        """One hook (one HTTP session, one rate limiter) shared by every worker thread."""
+        from airflow_provider_rtcim.hooks.rtcim import RtcImHook
+
+        return RtcImHook(
+            self.rtcim_conn_id,
+            max_qps=self.max_qps,
+            pool_maxsize=max(self.max_workers, 10),
+        )
+
+    def on_kill(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    # ------------------------------------------------------------------------------------
+    # execute
+    # ------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        users = _parse_user_ids(self.participant_user_id)
+        unique = list(dict.fromkeys(users))
+        if len(unique) != len(users):
+            self.log.warning(
+                "participant_user_id lists %d ids more than once; each user is listed once",
+                len(users) - len(unique),
+            )
+        data_type = validation.validate_data_type(self.data_type)
+        inbox_type = validation.validate_inbox_type(self.inbox_type)
+        skip_member_count = validation.to_bool(self.skip_member_count, "skip_member_count")
+        page_size = validation.validate_page_size(self.page_size)
+        app_id = self._resolve_app_id()
+        request = {
+            "data_type": data_type,
+            "inbox_type": inbox_type,
+            "skip_member_count": skip_member_count,
+            "app_id": app_id,
+            "page_size": page_size,
+            "max_pages": self.max_pages,
+        }
+        if self.output_path is None:
+            return self._execute_to_xcom(unique, request)
+        return self._execute_to_file(unique, request, context)
+
+    def _resolve_app_id(self) -> int:
+        if self.app_id is not None and not (isinstance(self.app_id, str) and not self.app_id.strip()):
+            return validation.validate_app_id(self.app_id)
+        conn_app_id = getattr(self.hook, "app_id", None)
+        if conn_app_id is None:
+            raise ValueError(
+                f"app_id is not set: pass app_id= to the task or set extra.app_id on the "
+                f"connection {self.rtcim_conn_id!r}"
+            )
+        return validation.validate_app_id(conn_app_id, "app_id (from the connection's extra.app_id)")
+
+    def _execute_to_xcom(self, users: list[int], request: dict[str, Any]) -> list[dict[str, Any]]:
+        limit = self.max_xcom_rows
+        lock = threading.Lock()
+        total = [0]
+        results: dict[int, list[dict[str, Any]]] = {}
+
+        def new_collector(slot: int) -> list[dict[str, Any]]:
+            return []
+
+        def add(collector: list[dict[str, Any]], row: dict[str, Any]) -> None:
+            with lock:
+                total[0] += 1
+                if total[0] > limit:
+                    raise _XComLimitExceeded
+            collector.append(row)
+
+        def done(slot: int, collector: list[dict[str, Any]]) -> None:
+            results[slot] = collector
+
+        self.log.info(
+            "Listing conversations of %d user(s) into XCom (app_id=%s, data_type=%s, inbox_type=%s, "
+            "page_size=%s, workers=%d)",
+            len(users),
+            request["app_id"],
+            request["data_type"],
+            request["inbox_type"],
+            request["page_size"],
+            min(self.max_workers, len(users)),
+        )
+        try:
+            stats = self._fetch_all(users, request, new_collector, add, done, discard=lambda c: None)
+        except _XComLimitExceeded:
+            raise AirflowFailException(
+                f"The listing has more than max_xcom_rows={limit} rows: too many for XCom, which "
+                f"lives in the metadata database. Set output_path (e.g. 's3://bucket/rtcim/"
+                f"conversations.jsonl.gz') to write JSON Lines to object storage, or raise max_xcom_rows."
+            ) from None
+        rows = [row for slot in range(len(users)) for row in results.pop(slot)]
+        self._log_summary(stats, len(rows), len(users), "XCom")
+        return rows
+
+    def _execute_to_file(self, users: list[int], request: dict[str, Any], context: Context) -> dict[str, Any]:
+        target, tmp, raw = self._open_temp_output()
+        compress = is_gzip_name(target.name)
+        sink = JsonlSink(raw, compress=compress)
+        published = False
+        try:
+            with tempfile.TemporaryDirectory(prefix="rtcim-spool-") as spool_dir:
+                merger = OrderedSpools(sink)
+
+                def new_collector(slot: int) -> Spool:
+                    return Spool(spool_dir)
+
+                def add(collector: Spool, row: dict[str, Any]) -> None:
+                    collector.write_row(row)
+
+                def done(slot: int, collector: Spool) -> None:
+                    collector.close()
+                    merger.complete(slot, collector)
+
+                self.log.info(
+                    "Listing conversations of %d user(s) into %s (app_id=%s, data_type=%s, "
+                    "inbox_type=%s, page_size=%s, workers=%d)",
+                    len(users),
+                    target,
+                    request["app_id"],
+                    request["data_type"],
+                    request["inbox_type"],
+                    request["page_size"],
+                    min(self.max_workers, len(users)),
+                )
+                try:
+                    stats = self._fetch_all(
+                        users, request, new_collector, add, done, discard=lambda c: c.discard()
+                    )
+                finally:
+                    merger.discard()
+                if merger.next_slot != len(users):  # pragma: no cover - guarded by _fetch_all
+                    raise RuntimeError("internal error: not every user's rows were written")
+            sink.close()
+            tmp.fs.mv(tmp.path, target.path)
+            published = True
+        finally:
+            if not published:
+                self._remove_quietly(sink, tmp)
+        count = sink.count
+        self._log_summary(stats, count, len(users), str(target))
+        summary = {"path": str(target), "count": count, "users": len(users), **stats}
+        self._attach_asset_event(context, summary)
+        return summary
+
+    def _open_temp_output(self) -> tuple[ObjectStoragePath, ObjectStoragePath, Any]:
+        """The target, its temporary sibling, and the temporary object open for writing.
+
+        Creating the temporary object up front is the writability probe: it fails before
+        the first API request when the location cannot be written.
+        """
+        from airflow.sdk import ObjectStoragePath
+
+        value = self.output_path
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("output_path must be a file path or URL, got an empty string")
+            if value.rstrip().endswith("/"):
+                raise ValueError(f"output_path must name a file, not a directory: {value!r}")
+        try:
+            target = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value).strip())
+            if not target.name:
+                raise ValueError("it names no file")
+            tmp = target.parent / temp_name_for(target.name, uuid.uuid4().hex[:12])
+            if (target.protocol or "") in _LOCAL_PROTOCOLS:
+                if target.is_dir():
+                    raise ValueError("it is a directory")
+                target.parent.mkdir(parents=True, exist_ok=True)
+            raw = tmp.fs.open(tmp.path, "wb")
+        except Exception as exc:
+            raise ValueError(f"output_path {str(value)!r} cannot be written: {exc}") from exc
+        return target, tmp, raw
+
+    def _remove_quietly(self, sink: JsonlSink, tmp: ObjectStoragePath) -> None:
+        try:
+            sink.close()
+        except Exception:
+            self.log.debug("closing the temporary output failed", exc_info=True)
+        try:
+            if tmp.fs.exists(tmp.path):
+                tmp.fs.rm(tmp.path)
+        except Exception:
+            self.log.warning("Could not remove the temporary output %s", tmp, exc_info=True)
+
+    def _attach_asset_event(self, context: Context, summary: dict[str, Any]) -> None:
+        if self.asset is None:
+            return
+        try:
+            events = context["outlet_events"]
+        except KeyError:
+            return
+        extra = {"path": summary["path"], "count": summary["count"], "users": summary["users"]}
+        events[self.asset].extra.update(extra)
+
+    # ------------------------------------------------------------------------------------
+    # fetching
+    # ------------------------------------------------------------------------------------
+
+    def _fetch_all(
+        self,
+        users: list[int],
+        request: dict[str, Any],
+        new_collector: Callable[[int], Any],
+        add: Callable[[Any, dict[str, Any]], None],
+        done: Callable[[int, Any], None],
+        *,
+        discard: Callable[[Any], None],
+    ) -> dict[str, int]:
+        """List every user with a bounded pool sharing one hook; ``done`` runs on this thread.
+
+        ``done(slot, collector)`` is called on the calling thread, in completion order, for
+        each user whose listing finished. On the first failure the other workers are told to
+        stop, queued users are cancelled and the failure is raised.
+        """
+        hook = self.hook
+        base = self._hook_stats(hook)
+        stop = self._stop = threading.Event()
+        progress = _Progress(len(users))
+        workers = min(self.max_workers, len(users))
+
+        def work(slot: int, user_id: int) -> tuple[int, Any]:
+            collector = new_collector(slot)
+            try:
+                for info in hook.iter_user_conversations(
+                    user_id,
+                    data_type=request["data_type"],
+                    inbox_type=request["inbox_type"],
+                    skip_member_count=request["skip_member_count"],
+                    app_id=request["app_id"],
+                    page_size=request["page_size"],
+                    max_pages=request["max_pages"],
+                ):
+                    if stop.is_set():
+                        raise _Cancelled
+                    row = dict(info)
+                    row["ParticipantUserId"] = user_id
+                    add(collector, row)
+                    progress.row()
+            except RtcImError as exc:
+                discard(collector)
+                raise _for_user(exc, user_id) from exc
+            except BaseException:
+                discard(collector)
+                raise
+            return slot, collector
+
+        started = time.monotonic()
+        last_log = started
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rtcim-list") as pool:
+            pending: set[Future[tuple[int, Any]]] = {
+                pool.submit(work, slot, uid) for slot, uid in enumerate(users)
+            }
+            try:
+                while pending:
+                    finished, pending = wait(
+                        pending, timeout=min(self.progress_interval, 1.0), return_when=FIRST_EXCEPTION
+                    )
+                    for future in sorted(finished, key=lambda f: 0 if f.exception() else 1):
+                        slot, collector = future.result()
+                        done(slot, collector)
+                        progress.user_done()
+                    if stop.is_set():
+                        raise AirflowFailException("The listing was stopped (the task is being killed)")
+                    now = time.monotonic()
+                    if now - last_log >= self.progress_interval and pending:
+                        last_log = now
+                        self._log_progress(progress, self._hook_stats(hook, base), now - started)
+            except BaseException:
+                stop.set()
+                for future in pending:
+                    future.cancel()
+                raise
+        return self._hook_stats(hook, base)
+
+    @staticmethod
+    def _hook_stats(hook: Any, base: dict[str, int] | None = None) -> dict[str, int]:
+        stats = dict(getattr(hook, "stats", {}) or {})
+        out = {key: int(stats.get(key, 0)) for key in ("pages", "requests", "retries")}
+        if base:
+            out = {key: out[key] - base.get(key, 0) for key in out}
+        return out
+
+    def _log_progress(self, progress: _Progress, stats: dict[str, int], elapsed: float) -> None:
+        self.log.info(
+            "Progress: %d/%d users done, %d conversations, %d pages, %d requests (%d retries), "
+            "%.1f requests/s, %.0f conversations/s",
+            progress.users_done,
+            progress.users,
+            progress.rows,
+            stats["pages"],
+            stats["requests"],
+            stats["retries"],
+            stats["requests"] / elapsed if elapsed > 0 else 0.0,
+            progress.rows / elapsed if elapsed > 0 else 0.0,
+        )
+
+    def _log_summary(self, stats: dict[str, int], count: int, users: int, where: str) -> None:
+        self.log.info(
+            "Listed %d conversations of %d user(s) into %s: %d pages, %d requests, %d retries",
+            count,
+            users,
+            where,
+            stats["pages"],
+            stats["requests"],
+            stats["retries"],
+        )
+
+
+class _Progress:
+    """Thread-safe counters for the progress log."""
+
+    def __init__(self, users: int) -> None:
+        self.users = users
+        self.users_done = 0
+        self.rows = 0
+        self._lock = threading.Lock()
+
+    def row(self) -> None:
+        with self._lock:
+            self.rows += 1
+
+    def user_done(self) -> None:
+        self.users_done += 1  # only the coordinating thread calls this
+
+
+def _for_user(exc: RtcImError, user_id: int) -> Exception:
+    """The same error, its message prefixed with the user whose listing failed."""
+    message = f"listing participant_user_id={user_id} failed: {exc.message}"
+    try:
+        return type(exc)(
+            message,
+            code=exc.code,
+            http_status=exc.http_status,
+            request_id=exc.request_id,
+            action=exc.action,
+        )
+    except Exception:  # pragma: no cover - a subclass with another signature
+        return RtcImError(
+            message, code=exc.code, http_status=exc.http_status, request_id=exc.request_id, action=exc.action
+        )
