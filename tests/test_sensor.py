@@ -38,6 +38,16 @@ def _count(emu, uid: int) -> int:
     return len(emu.conversations(uid))
 
 
+def _add(emu, uid: int) -> None:
+    """Add a conversation the sensor counts (default AppId, InboxType 0)."""
+    emu.add_conversation(uid, AppId=emu.app_id, InboxType=0)
+
+
+def _remove(emu, uid: int) -> None:
+    """Remove one conversation the sensor counts (the newest listed one)."""
+    emu.remove_conversation(uid, emu.conversations(uid)[-1]["ConversationShortId"])
+
+
 # ----------------------------------------------------------------------------- helpers
 _SCRIPTS: dict[str, dict[str, Any]] = {}
 """Per task_id: actions to run after poke N, and what each poke saw (pokes run in this process)."""
@@ -288,8 +298,8 @@ def test_trigger_run_success_when_count_grows(rtcim_connection):
     uid = emu.user_ids[0]
     baseline = _count(emu, uid)
     timers = [
-        threading.Timer(0.3, emu.add_conversation, (uid,)),
-        threading.Timer(0.8, emu.add_conversation, (uid,)),
+        threading.Timer(0.3, _add, (emu, uid)),
+        threading.Timer(0.8, _add, (emu, uid)),
     ]
     for timer in timers:
         timer.start()
@@ -318,7 +328,7 @@ def test_trigger_run_error_event_for_unknown_app(rtcim_connection):
     assert event["code"] == "InvalidParameter.NotExistAppId"
     assert event["retryable"] is False
     _assert_no_secret(emu, event)
-    with pytest.raises(AirflowFailException, match="InvalidParameter.NotExistAppId"):
+    with pytest.raises(AirflowFailException, match=r"InvalidParameter\.NotExistAppId"):
         _sensor().execute_complete({}, event)
 
 
@@ -353,7 +363,7 @@ def test_poke_first_poke_baseline_then_done(rtcim_connection):
     before = _count(emu, uid)
     sensor = RtcImConversationCountSensor(task_id="s", participant_user_id=uid, direction="decrease")
     assert sensor.poke({}) is False
-    emu.remove_conversation(uid)
+    _remove(emu, uid)
     result = sensor.poke({})
     assert result.is_done
     assert result.xcom_value == {"baseline_count": before, "count": before - 1}
@@ -368,7 +378,7 @@ def test_poke_explicit_baseline_and_min_delta(rtcim_connection):
         task_id="s", participant_user_id=str(uid), baseline_count=str(now - 2), min_delta=3
     )
     assert sensor.poke({}) is False
-    emu.add_conversation(uid)
+    _add(emu, uid)
     assert sensor.poke({}).xcom_value == {"baseline_count": now - 2, "count": now + 1}
 
 
@@ -377,7 +387,7 @@ def test_poke_non_retryable_error_fails_with_the_code(rtcim_connection):
     sensor = RtcImConversationCountSensor(
         task_id="s", participant_user_id=emu.user_ids[0], app_id=UNKNOWN_APP_ID
     )
-    with pytest.raises(AirflowFailException, match="InvalidParameter.NotExistAppId") as info:
+    with pytest.raises(AirflowFailException, match=r"InvalidParameter\.NotExistAppId") as info:
         sensor.poke({})
     assert emu.secret_access_key not in str(info.value)
     # soft_fail applies to AirflowFailException in 3.3: the task is skipped, not failed.
@@ -442,9 +452,7 @@ def test_dagrun_poke_mode_templated_baseline(airflow_db, rtcim_connection):
     emu = rtcim_connection
     uid = emu.user_ids[0]
     start = _count(emu, uid)
-    script = _script(
-        "wait_poke", {1: lambda: emu.add_conversation(uid), 2: lambda: emu.add_conversation(uid)}
-    )
+    script = _script("wait_poke", {1: lambda: _add(emu, uid), 2: lambda: _add(emu, uid)})
     with _new_dag("rtcim_sensor_poke") as dag:
         baseline = _ReturnValue(task_id="baseline", value=start)
         sensor = _ScriptedSensor(
@@ -467,7 +475,7 @@ def test_dagrun_reschedule_keeps_the_first_poke_baseline(airflow_db, rtcim_conne
     emu = rtcim_connection
     uid = emu.user_ids[1]
     start = _count(emu, uid)
-    script = _script("wait_resched", {1: lambda: emu.remove_conversation(uid)})
+    script = _script("wait_resched", {1: lambda: _remove(emu, uid)})
     with _new_dag("rtcim_sensor_reschedule") as dag:
         _ScriptedSensor(
             task_id="wait_resched",
@@ -495,7 +503,7 @@ def test_dagrun_deferrable(airflow_db, rtcim_connection):
     timers: list[threading.Timer] = []
 
     def add_later() -> None:
-        timers.append(threading.Timer(0.5, emu.add_conversation, (uid,)))
+        timers.append(threading.Timer(0.5, _add, (emu, uid)))
         timers[-1].start()
 
     script = _script("wait_deferred", {1: add_later})
