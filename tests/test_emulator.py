@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import requests
 
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
@@ -81,3 +82,379 @@ def test_connection_fixture_sets_env(rtcim_connection: Emulator) -> None:
     conn = json.loads(os.environ["AIRFLOW_CONN_RTCIM_DEFAULT"])
     assert conn["host"] == rtcim_connection.url
     assert conn["extra"]["app_id"] == rtcim_connection.app_id
+
+
+def error_of(resp: requests.Response) -> str:
+    return resp.json()["ResponseMetadata"]["Error"]["Code"]
+
+
+def body_for(emu: Emulator, uid: int, **extra: Any) -> dict[str, Any]:
+    return {"AppId": emu.app_id, "ParticipantUserId": uid, "Cursor": 0, "Limit": 20, **extra}
+
+
+# ----------------------------------------------------------------------------- data and listing
+KNOWN = {
+    "app_ids": [4242],
+    "users": {
+        "88": [
+            {
+                "ConversationShortId": 9_007_199_254_740_993,
+                "ConversationType": 2,
+                "CreateTime": 100,
+                "ModifyTime": 900,
+                "Name": "老朋友 🍻",
+                "Ext": {"k": "值"},
+                "MemberCount": 12,
+                "FutureField": {"nested": [1, 2]},
+            },
+            {
+                "ConversationShortId": 9_007_199_254_740_995,
+                "ConversationType": 1,
+                "CreateTime": 200,
+                "ModifyTime": 300,
+                "OtherUserId": 99,
+            },
+            {
+                "ConversationShortId": 9_007_199_254_740_997,
+                "ConversationType": 100,
+                "CreateTime": 150,
+                "CreatorUserId": 88,
+                "InboxType": 3,
+            },
+        ]
+    },
+}
+
+
+def test_known_data_round_trip_keeps_every_field() -> None:
+    with Emulator(data=KNOWN) as emu:
+        assert emu.app_id == 4242 and emu.user_ids == [88]
+        result = page(emu, 88, DataType=1)
+        first, second = result["ConversationInfos"]
+        assert first["ConversationShortId"] == 9_007_199_254_740_993  # exact above 2**53
+        assert first["Name"] == "老朋友 🍻" and first["Ext"] == {"k": "值"}
+        assert first["FutureField"] == {"nested": [1, 2]}
+        assert first["AppId"] == 4242 and first["InboxType"] == 0
+        assert first["CreatorUserId"] == 88 and first["CreatorUserIdStr"] == "88"
+        assert second["OtherUserId"] == 99 and second["OtherUserIdStr"] == "99"
+        assert result["HasMore"] is False and result["NextCursor"] == -1
+        assert [c["ConversationShortId"] for c in page(emu, 88, InboxType=3)["ConversationInfos"]] == [
+            9_007_199_254_740_997
+        ]
+        assert page(emu, 12345)["ConversationInfos"] == []  # unknown user: nothing
+
+
+def test_json_data_file(tmp_path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(KNOWN, ensure_ascii=False), encoding="utf-8")
+    with Emulator(data=str(path)) as emu:
+        assert [c["ConversationShortId"] for c in emu.conversations(88)] == [
+            9_007_199_254_740_993,
+            9_007_199_254_740_995,
+        ]
+    with pytest.raises(ValueError, match="users"):
+        Emulator(data={"app_ids": [1]})
+
+
+def test_envelope(rtcim_emulator: Emulator) -> None:
+    resp = call(rtcim_emulator, body_for(rtcim_emulator, rtcim_emulator.user_ids[0]))
+    meta = resp.json()["ResponseMetadata"]
+    assert meta["Action"] == "GetUserConversations" and meta["Version"] == "2020-12-01"
+    assert meta["Service"] == "rtc" and meta["Region"] == "cn-north-1" and meta["RequestId"]
+    assert set(resp.json()["Result"]) == {"ConversationInfos", "HasMore", "NextCursor"}
+
+
+def test_generated_data_is_deterministic_and_rich() -> None:
+    a = Emulator(seed=7).conversations(1_000_001)
+    assert a == Emulator(seed=7).conversations(1_000_001)
+    assert a != Emulator(seed=8).conversations(1_000_001)
+    both = Emulator(seed=7)
+    all_convs = [c for uid in both.user_ids for it in (0, 1) for c in both.conversations(uid, inbox_type=it)]
+    assert len(all_convs) == 3 * 45
+    assert {c["ConversationType"] for c in all_convs} == {1, 2, 100}
+    assert any(ord(ch) > 0x1F000 for c in all_convs for ch in c.get("Name", ""))
+    assert all("OtherUserId" in c for c in all_convs if c["ConversationType"] == 1)
+    assert len({c["ConversationShortId"] for c in all_convs}) == len(all_convs)
+
+
+@pytest.mark.parametrize("data_type", [0, 1, 2])
+def test_data_type_orders(rtcim_emulator: Emulator, data_type: int) -> None:
+    emu = rtcim_emulator
+    uid = emu.user_ids[1]
+    truth = emu.conversations(uid, data_type=data_type)
+    ids = walk(emu, uid, limit=6, DataType=data_type)
+    assert ids == [c["ConversationShortId"] for c in truth]
+    if data_type == 0:
+        times = [c["ModifyTime"] for c in truth]
+        assert times == sorted(times, reverse=True)
+        assert len(truth) == len(emu.conversations(uid, data_type=1))
+    elif data_type == 1:
+        keys = [(c["CreateTime"], c["ConversationShortId"]) for c in truth]
+        assert keys == sorted(keys)
+    else:
+        assert truth, "the generated user should own some live groups"
+        assert all(c["ConversationType"] == 100 and c["CreatorUserId"] == uid for c in truth)
+        times = [c["CreateTime"] for c in truth]
+        assert times == sorted(times, reverse=True)
+        assert len(truth) < len(emu.conversations(uid, data_type=1))
+
+
+def test_default_data_type_is_0(rtcim_emulator: Emulator) -> None:
+    uid = rtcim_emulator.user_ids[0]
+    got = [c["ConversationShortId"] for c in page(rtcim_emulator, uid)["ConversationInfos"]]
+    assert got == [c["ConversationShortId"] for c in rtcim_emulator.conversations(uid, data_type=0)[:20]]
+
+
+def test_inbox_type_filters(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    uid = emu.user_ids[0]
+    inbox1 = walk(emu, uid, InboxType=1, DataType=1)
+    inbox0 = walk(emu, uid, InboxType=0, DataType=1)
+    assert inbox1 == [c["ConversationShortId"] for c in emu.conversations(uid, inbox_type=1)]
+    assert inbox1 and not set(inbox1) & set(inbox0)
+    assert len(inbox0) + len(inbox1) == 45
+    assert page(emu, uid, InboxType=5)["ConversationInfos"] == []
+
+
+def test_skip_member_count(rtcim_emulator: Emulator) -> None:
+    uid = rtcim_emulator.user_ids[0]
+    with_count = page(rtcim_emulator, uid, SkipMemberCount=False)["ConversationInfos"]
+    without = page(rtcim_emulator, uid, SkipMemberCount=True)["ConversationInfos"]
+    assert all("MemberCount" in c for c in with_count)
+    assert not any("MemberCount" in c for c in without)
+    assert [c["ConversationShortId"] for c in with_count] == [c["ConversationShortId"] for c in without]
+
+
+@pytest.mark.rtcim_emulator(conversations_per_user=101, qps_limit=None)
+def test_every_conversation_exactly_once(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    for uid in emu.user_ids:
+        for limit in (1, 20):
+            ids = walk(emu, uid, limit=limit, DataType=1)
+            assert len(ids) == len(set(ids)) == len(emu.conversations(uid))
+
+
+def test_cursors_are_opaque_and_validated(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    a, b = emu.user_ids[:2]
+    first = page(emu, a, limit=7, DataType=1)
+    cursor = first["NextCursor"]
+    assert first["HasMore"] and cursor > 0 and cursor not in (7, 8)
+    for bad in (7, cursor + 1, -1, 2**63 - 1):
+        resp = call(emu, body_for(emu, a, Cursor=bad, Limit=7, DataType=1))
+        assert resp.status_code == 400 and error_of(resp) == "InvalidParameter", bad
+    # bound to the listing: another user / data type cannot use it
+    for other in (body_for(emu, b, Cursor=cursor, DataType=1), body_for(emu, a, Cursor=cursor, DataType=0)):
+        assert error_of(call(emu, other)) == "InvalidParameter"
+
+
+# ----------------------------------------------------------------------------- parameter errors
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"Limit": 0}, 400, "InvalidParameter"),
+        ({"Limit": 21}, 400, "InvalidParameter"),
+        ({"AppId": 999}, 400, "InvalidParameter.NotExistAppId"),
+        ({"AppId": None}, 400, "MissingParameter"),
+        ({"ParticipantUserId": None}, 400, "MissingParameter"),
+        ({"Cursor": None}, 400, "MissingParameter"),
+        ({"Limit": None}, 400, "MissingParameter"),
+        ({"DataType": 3}, 400, "InvalidParameter"),
+        ({"AppId": "100001"}, 400, "InvalidParameter.Unmarshal"),
+    ],
+)
+def test_parameter_errors(rtcim_emulator: Emulator, body: dict, status: int, code: str) -> None:
+    merged = {**body_for(rtcim_emulator, rtcim_emulator.user_ids[0]), **body}
+    full = {k: v for k, v in merged.items() if v is not None}
+    resp = call(rtcim_emulator, full)
+    assert resp.status_code == status
+    assert error_of(resp) == code
+    assert "Result" not in resp.json()
+    assert resp.json()["ResponseMetadata"]["Error"]["Message"]
+
+
+def test_body_errors_and_unknown_action(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    assert error_of(call(emu, b"")) == "InvalidParameter.BodyIsEmpty"
+    assert error_of(call(emu, b"{not json")) == "InvalidParameter.Unmarshal"
+    body = body_for(emu, emu.user_ids[0])
+    for query in ("/?Action=Nope&Version=2020-12-01", "/?Action=GetUserConversations&Version=2099-01-01"):
+        resp = call(emu, body, query=query)
+        assert resp.status_code == 404 and error_of(resp) == "InvalidActionOrVersion"
+
+
+def test_participant_user_id_str(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    uid = emu.user_ids[0]
+    body = {"AppId": emu.app_id, "ParticipantUserIdStr": str(uid), "Cursor": 0, "Limit": 5, "DataType": 1}
+    got = call(emu, body).json()["Result"]["ConversationInfos"]
+    assert [c["ConversationShortId"] for c in got] == [
+        c["ConversationShortId"] for c in emu.conversations(uid)[:5]
+    ]
+
+
+# ----------------------------------------------------------------------------- signatures
+def test_signature_errors(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    body = body_for(emu, emu.user_ids[0])
+    wrong_secret = Credentials(access_key_id=emu.access_key_id, secret_access_key="not-the-secret")
+    unknown_key = Credentials(access_key_id="AKLTnobody", secret_access_key=emu.secret_access_key)
+    wrong_region = Credentials(emu.access_key_id, emu.secret_access_key, region="ap-southeast-1")
+    cases = [
+        (call(emu, body, creds=wrong_secret), "SignatureDoesNotMatch"),
+        (call(emu, body, creds=unknown_key), "InvalidAccessKey"),
+        (call(emu, body, creds=wrong_region), "SignatureDoesNotMatch"),
+        # signed one query, sent another
+        (call(emu, body, query=QUERY + "&Extra=1", headers={}), None),
+    ]
+    for resp, code in cases[:3]:
+        assert resp.status_code == 401 and error_of(resp) == code
+    assert cases[3][0].status_code == 200  # a signed extra query parameter is fine
+    # tampered body: signed bytes differ from the bytes sent
+    raw = json.dumps(body).encode()
+    url = emu.url + QUERY
+    headers = sign_request(emu.credentials, method="POST", url=url, headers={}, body=raw)
+    tampered = raw.replace(b'"Limit": 20', b'"Limit": 19')
+    resp = requests.post(url, data=tampered, headers=headers, timeout=10)
+    assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch"
+    # a header added after signing but listed as signed
+    headers = sign_request(emu.credentials, method="POST", url=url, headers={"X-Custom": "a"}, body=raw)
+    headers["X-Custom"] = "b"
+    resp = requests.post(url, data=raw, headers=headers, timeout=10)
+    assert error_of(resp) == "SignatureDoesNotMatch"
+    stats = emu.stats
+    assert stats["signature_failures"] == 5
+    assert stats["by_code"]["SignatureDoesNotMatch"] == 4 and stats["by_status"][401] == 5
+
+
+@pytest.mark.rtcim_emulator(session_token="sts-token-abc")
+def test_session_token_required(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    body = body_for(emu, emu.user_ids[0])
+    no_token = Credentials(emu.access_key_id, emu.secret_access_key)
+    bad_token = Credentials(emu.access_key_id, emu.secret_access_key, session_token="other")
+    for creds in (no_token, bad_token):
+        resp = call(emu, body, creds=creds)
+        assert resp.status_code == 401 and error_of(resp) == "InvalidSecretToken"
+    assert call(emu, body).status_code == 200  # emu.credentials carries the token
+    assert json.loads(emu.connection_json())["extra"]["session_token"] == "sts-token-abc"
+
+
+def test_clock_skew_gives_invalid_timestamp(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    body = body_for(emu, emu.user_ids[0])
+    assert call(emu, body).status_code == 200
+    emu.configure(clock_offset=1000)
+    resp = call(emu, body)
+    assert resp.status_code == 400 and error_of(resp) == "InvalidTimestamp"
+    emu.configure(clock_offset=-1000)
+    assert error_of(call(emu, body)) == "InvalidTimestamp"
+    emu.configure(clock_offset=600)  # inside the 900 s window
+    assert call(emu, body).status_code == 200
+    emu.configure(clock_offset=0)
+    assert error_of(call(emu, body, x_date="20200101T000000Z")) == "InvalidTimestamp"
+
+
+# ----------------------------------------------------------------------------- QPS limit
+@pytest.mark.rtcim_emulator(qps_limit=5, retry_after=1)
+def test_qps_limit(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    body = body_for(emu, emu.user_ids[0], Limit=1)
+    with requests.Session() as s:
+        responses = [call(emu, body, session=s) for _ in range(12)]
+    throttled = [r for r in responses if r.status_code == 429]
+    assert throttled, "12 requests in a burst must exceed 5 per second"
+    assert all(error_of(r) == "FlowLimitExceeded.QPSOverLimit" for r in throttled)
+    assert throttled[0].headers["Retry-After"] == "1"
+    assert emu.stats["throttled"] == len(throttled)
+    assert sum(r.status_code == 200 for r in responses) <= 12 - len(throttled)
+    # a bad signature is rejected before the limiter and does not count as throttled
+    resp = call(emu, body, creds=Credentials(emu.access_key_id, "wrong"))
+    assert resp.status_code == 401
+
+
+# ----------------------------------------------------------------------------- faults
+def fault_emulator(kind: str, **options: Any) -> Emulator:
+    return Emulator(fault_rate=1.0, fault_kinds=[kind], qps_limit=None, **options)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("429", 429, "FlowLimitExceeded.QPSOverLimit"),
+        ("500", 500, "InternalError"),
+        ("502", 502, "FailToConnect"),
+        ("503", 503, "ServiceUnavailableTemp"),
+        ("504", 504, "InternalServiceTimeout"),
+        ("error200", 200, "InternalError"),
+    ],
+)
+def test_status_faults(kind: str, status: int, code: str) -> None:
+    with fault_emulator(kind) as emu, requests.Session() as s:
+        body = body_for(emu, emu.user_ids[0])
+        for _ in range(3):  # max_consecutive_faults
+            resp = call(emu, body, session=s)
+            assert resp.status_code == status and error_of(resp) == code
+            assert "Result" not in resp.json()
+        resp = call(emu, body, session=s)
+        assert resp.status_code == 200 and "Error" not in resp.json()["ResponseMetadata"]
+        assert emu.stats["faults_injected"] == {kind: 3}
+        assert emu.stats["throttled"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "exc"),
+    [
+        ("reset", requests.exceptions.ConnectionError),
+        ("truncate", requests.exceptions.ChunkedEncodingError),
+        ("badjson", ValueError),
+    ],
+)
+def test_transport_faults(kind: str, exc: type[Exception]) -> None:
+    with fault_emulator(kind, max_consecutive_faults=2) as emu, requests.Session() as s:
+        body = body_for(emu, emu.user_ids[0])
+        for _ in range(2):
+            with pytest.raises(exc):
+                resp = call(emu, body, session=s)
+                resp.json()
+        resp = call(emu, body, session=s)
+        assert resp.status_code == 200 and resp.json()["Result"]["ConversationInfos"]
+        assert emu.stats["faults_injected"] == {kind: 2}
+
+
+def outcomes(emu: Emulator, n_pages: int = 6) -> list[str]:
+    seen = []
+    with requests.Session() as s:
+        for uid in emu.user_ids:
+            for attempt in range(n_pages):
+                body = body_for(emu, uid, Limit=5 + attempt % 2, DataType=1)
+                try:
+                    resp = call(emu, body, session=s)
+                    data = resp.json()
+                    seen.append(f"{resp.status_code}:{data['ResponseMetadata'].get('Error', {}).get('Code')}")
+                except requests.RequestException as err:
+                    seen.append(type(err).__name__)
+                except ValueError:
+                    seen.append("badjson")
+    return seen
+
+
+def test_faults_are_deterministic_and_bounded() -> None:
+    options = {"fault_rate": 0.5, "fault_seed": 11, "qps_limit": None}
+    with Emulator(**options) as a, Emulator(**options) as b:
+        first, second = outcomes(a), outcomes(b)
+    assert first == second
+    assert len(set(first)) > 2  # a mix of faults and successes
+    with Emulator(fault_rate=1.0, max_consecutive_faults=3, qps_limit=None) as emu:
+        # even at fault_rate 1, with every kind of fault, the 4th try of each request goes through
+        rounds = [outcomes(emu, n_pages=2) for _ in range(4)]
+        assert not any(o == "200:None" for r in rounds[:3] for o in r)
+        assert rounds[3] == ["200:None"] * 6
+    with Emulator(fault_rate=1.0, fault_kinds="500", max_consecutive_faults=3, qps_limit=None) as emu:
+        tries = outcomes(emu, n_pages=2)  # Limit 5, Limit 6: two keys per user
+        assert tries.count("200:None") == 0 and emu.stats["faults_injected"] == {"500": 6}
+        for _ in range(2):
+            outcomes(emu, n_pages=2)
+        assert outcomes(emu, n_pages=2).count("200:None") == 6  # attempt 4 of every key
+    with pytest.raises(ValueError, match="fault_kinds"):
+        Emulator(fault_kinds=["boom"])
