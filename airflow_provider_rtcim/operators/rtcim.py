@@ -187,8 +187,8 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         ``output_path``; False declares none.
     :param rtcim_conn_id: the ``rtcim`` connection.
     :param max_workers: users fetched concurrently (default 16; capped to the number of users).
-    :param max_qps: client-side request rate cap shared by all workers (None: the hook's
-        default / the connection's setting).
+    :param max_qps: client-side request rate cap shared by all workers (None: the
+        connection's ``extra.max_qps`` or the hook's default of 100; 0: no client-side cap).
     :param max_pages: cap on pages per user, a guard against a cursor that never ends.
     :param max_xcom_rows: the most rows returned through XCom (default 10,000).
     """
@@ -241,7 +241,10 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         self.max_workers = validation.to_int(max_workers, "max_workers")
         if self.max_workers < 1:
             raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}")
-        self.max_qps = validation.to_max_qps(max_qps)
+        # None: the connection's extra.max_qps (or the hook's default); 0: no client-side limit
+        self.max_qps = (
+            None if max_qps is None else validation.to_positive_float(max_qps, "max_qps", allow_zero=True)
+        )
         self.max_pages = validation.validate_max_pages(max_pages)
         self.max_xcom_rows = validation.to_int(max_xcom_rows, "max_xcom_rows")
         if self.max_xcom_rows < 0:
@@ -290,9 +293,13 @@ class RtcImGetUserConversationsOperator(BaseOperator):
             "page_size": page_size,
             "max_pages": self.max_pages,
         }
-        if self.output_path is None:
-            return self._execute_to_xcom(unique, request)
-        return self._execute_to_file(unique, request, context)
+        try:
+            if self.output_path is None:
+                return self._execute_to_xcom(unique, request)
+            return self._execute_to_file(unique, request, context)
+        finally:
+            if "hook" in self.__dict__:
+                self.hook.close()
 
     def _resolve_app_id(self) -> int:
         if self.app_id is not None and not (isinstance(self.app_id, str) and not self.app_id.strip()):
