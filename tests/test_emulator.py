@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -77,8 +82,6 @@ def test_missing_signature(rtcim_emulator: Emulator) -> None:
 
 
 def test_connection_fixture_sets_env(rtcim_connection: Emulator) -> None:
-    import os
-
     conn = json.loads(os.environ["AIRFLOW_CONN_RTCIM_DEFAULT"])
     assert conn["host"] == rtcim_connection.url
     assert conn["extra"]["app_id"] == rtcim_connection.app_id
@@ -458,3 +461,201 @@ def test_faults_are_deterministic_and_bounded() -> None:
         assert outcomes(emu, n_pages=2).count("200:None") == 6  # attempt 4 of every key
     with pytest.raises(ValueError, match="fault_kinds"):
         Emulator(fault_kinds=["boom"])
+
+
+# ----------------------------------------------------------------------------- anomalies
+def naive_pages(emu: Emulator, uid: int, n: int, limit: int = 10, **extra: Any) -> list[dict[str, Any]]:
+    """Up to ``n`` pages, following NextCursor blindly."""
+    pages, cursor = [], 0
+    for _ in range(n):
+        result = page(emu, uid, cursor, limit, **extra)
+        pages.append({"sent": cursor, **result})
+        if not result["HasMore"]:
+            break
+        cursor = result["NextCursor"]
+    return pages
+
+
+def ids_of(result: dict[str, Any]) -> list[int]:
+    return [c["ConversationShortId"] for c in result["ConversationInfos"]]
+
+
+def test_stuck_cursor() -> None:
+    with Emulator(anomalies={"*": "stuck_cursor"}, qps_limit=None) as emu:
+        uid = emu.user_ids[0]
+        pages = naive_pages(emu, uid, 6, DataType=1)
+        assert len(pages) == 6  # never ends on its own
+        assert pages[1]["NextCursor"] == pages[1]["sent"] != pages[0]["sent"]
+        assert all(p["HasMore"] and p["NextCursor"] == p["sent"] for p in pages[1:])
+        assert ids_of(pages[2]) == ids_of(pages[1])
+
+
+def test_negative_cursor_only_for_that_user() -> None:
+    with Emulator(anomalies={1_000_002: "negative_cursor"}) as emu:
+        bad, good = emu.user_ids[1], emu.user_ids[0]
+        first = page(emu, bad, limit=10, DataType=1)
+        assert first["HasMore"] is True and first["NextCursor"] == -1
+        assert page(emu, good, limit=10)["NextCursor"] > 0
+
+
+def test_empty_pages_listing_still_complete() -> None:
+    with Emulator(anomalies={"*": "empty_pages"}, qps_limit=None) as emu:
+        uid = emu.user_ids[0]
+        pages = naive_pages(emu, uid, 50, DataType=1)
+        empties = [p for p in pages if not p["ConversationInfos"]]
+        assert empties and all(p["HasMore"] for p in empties)
+        assert pages[0]["ConversationInfos"] and not pages[1]["ConversationInfos"]
+        collected = [sid for p in pages for sid in ids_of(p)]
+        assert collected == [c["ConversationShortId"] for c in emu.conversations(uid)]
+
+
+def test_repeated_page_then_continues() -> None:
+    with Emulator(anomalies={"*": "repeated_page"}, qps_limit=None) as emu:
+        uid = emu.user_ids[0]
+        pages = naive_pages(emu, uid, 50, DataType=1)
+        assert ids_of(pages[1]) == ids_of(pages[0]) and pages[1]["HasMore"]
+        collected = [sid for p in pages for sid in ids_of(p)]
+        truth = [c["ConversationShortId"] for c in emu.conversations(uid)]
+        assert len(collected) == len(truth) + len(ids_of(pages[0]))
+        assert list(dict.fromkeys(collected)) == truth
+
+
+def test_anomaly_validation() -> None:
+    with pytest.raises(ValueError, match="anomalies"):
+        Emulator(anomalies={"*": "spin"})
+    with pytest.raises(ValueError, match="unknown option"):
+        Emulator().configure(bogus=1)
+
+
+def test_reorder_data_type0_is_deterministic_and_moves_items() -> None:
+    def naive(emu: Emulator) -> list[int]:
+        return [sid for p in naive_pages(emu, emu.user_ids[0], 50, DataType=0) for sid in ids_of(p)]
+
+    with Emulator(reorder_data_type0=True, qps_limit=None) as a, Emulator(reorder_data_type0=True) as b:
+        before = [c["ConversationShortId"] for c in a.conversations(a.user_ids[0], data_type=0)]
+        got = naive(a)
+        assert got == naive(b)
+        assert len(got) != len(set(got)) or set(got) != set(before)  # duplicates or misses
+        assert set(got) < set(before) or len(got) > len(set(got))
+        after = [c["ConversationShortId"] for c in a.conversations(a.user_ids[0], data_type=0)]
+        assert after != before and sorted(after) == sorted(before)
+        # DataType 1 is unaffected
+        assert walk(a, a.user_ids[0], DataType=1) == [
+            c["ConversationShortId"] for c in a.conversations(a.user_ids[0], data_type=1)
+        ]
+
+
+# ----------------------------------------------------------------------------- changing data
+def test_add_and_remove_via_python(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    uid = emu.user_ids[0]
+    added = emu.add_conversation(uid, Name="新群 🎉", ConversationType=2, Ext={"a": "b"})
+    assert added["ConversationShortId"] > 2**53 and added["InboxType"] == 0
+    assert walk(emu, uid, limit=20, DataType=1)[-1] == added["ConversationShortId"]
+    assert page(emu, uid, limit=1, DataType=0)["ConversationInfos"][0]["Name"] == "新群 🎉"
+    removed = emu.remove_conversation(uid, added["ConversationShortId"])
+    assert removed["ConversationShortId"] == added["ConversationShortId"]
+    assert added["ConversationShortId"] not in walk(emu, uid, limit=20, DataType=1)
+    every = emu.conversations(uid, inbox_type=0) + emu.conversations(uid, inbox_type=1)
+    newest = max(every, key=lambda c: (c["CreateTime"], c["ConversationShortId"]))["ConversationShortId"]
+    assert emu.remove_conversation(uid)["ConversationShortId"] == newest
+    with pytest.raises(KeyError):
+        emu.remove_conversation(uid, 1)
+    new_user = emu.add_conversation(42, ConversationShortId=7_100_000_000_000_000_001)
+    assert (
+        42 in emu.user_ids
+        and page(emu, 42)["ConversationInfos"][0]["ConversationShortId"] == (new_user["ConversationShortId"])
+    )
+
+
+def test_admin_http_endpoints(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    uid = emu.user_ids[0]
+    base = emu.url + "/_emulator"
+    health = requests.get(base + "/health", timeout=10).json()
+    assert health["status"] == "ok" and health["user_ids"] == emu.user_ids
+    resp = requests.post(f"{base}/users/{uid}/conversations", json={"Name": "via HTTP"}, timeout=10)
+    assert resp.status_code == 201
+    sid = resp.json()["ConversationShortId"]
+    assert sid in walk(emu, uid, limit=20, DataType=1)
+    listed = requests.get(f"{base}/users/{uid}/conversations?data_type=0", timeout=10).json()
+    assert listed["ConversationInfos"][0]["ConversationShortId"] == sid
+    resp = requests.delete(f"{base}/users/{uid}/conversations/{sid}", timeout=10)
+    assert resp.status_code == 200 and resp.json()["Name"] == "via HTTP"
+    assert requests.delete(f"{base}/users/{uid}/conversations/{sid}", timeout=10).status_code == 404
+    assert sid not in walk(emu, uid, limit=20, DataType=1)
+    resp = requests.post(
+        base + "/config", json={"latency": 0.01, "anomalies": {"*": "stuck_cursor"}}, timeout=10
+    )
+    assert resp.status_code == 200 and emu.latency == 0.01 and emu.anomalies == {"*": "stuck_cursor"}
+    assert requests.post(base + "/config", json={"nope": 1}, timeout=10).status_code == 400
+    stats = requests.get(base + "/stats", timeout=10).json()
+    assert stats["requests"] == emu.stats["requests"] > 0 and stats["by_status"]["200"] > 0
+    assert requests.post(base + "/stats/reset", timeout=10).status_code == 200
+    assert emu.stats["requests"] == 0 and emu.stats["by_status"] == {}
+    assert requests.get(base + "/nothing", timeout=10).status_code == 404
+
+
+def test_connection_json_and_env(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    conn = json.loads(emu.connection_json(max_qps=20, region=None, login="AKLTother"))
+    assert conn["conn_type"] == "rtcim" and conn["login"] == "AKLTother"
+    assert conn["password"] == emu.secret_access_key and conn["host"] == emu.url
+    assert conn["extra"] == {"app_id": emu.app_id, "endpoint_url": emu.url, "max_qps": 20}
+    env = emu.airflow_env("my_conn")
+    assert list(env) == ["AIRFLOW_CONN_MY_CONN"]
+    assert "secret" not in repr(emu)
+
+
+def test_stop_closes_keep_alive_connections() -> None:
+    emu = Emulator().start()
+    with requests.Session() as s:
+        assert call(emu, body_for(emu, emu.user_ids[0]), session=s).status_code == 200
+        emu.stop()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            call(emu, body_for(emu, emu.user_ids[0]), session=s)
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_ready_file_signed_request_and_sigterm(tmp_path) -> None:
+    ready = tmp_path / "ready.json"
+    args = ["--port", "0", "--users", "2", "--conversations", "5", "--seed", "3"]
+    args += ["--anomaly", "*=negative_cursor", "--ready-file", str(ready)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_rtcim.emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the emulator did not write its ready file"
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        assert info["pid"] == proc.pid and info["user_ids"] == [1_000_001, 1_000_002]
+        creds = Credentials(info["access_key_id"], info["secret_access_key"], region=info["region"])
+        raw = json.dumps(
+            {"AppId": info["app_id"], "ParticipantUserId": 1_000_001, "Cursor": 0, "Limit": 2}
+        ).encode()
+        url = info["url"] + QUERY
+        headers = sign_request(
+            creds, method="POST", url=url, headers={"Content-Type": "application/json"}, body=raw
+        )
+        result = requests.post(url, data=raw, headers=headers, timeout=10).json()["Result"]
+        assert len(result["ConversationInfos"]) == 2 and result["NextCursor"] == -1 and result["HasMore"]
+        assert (
+            Emulator(users=2, conversations_per_user=5, seed=3).conversations(1_000_001, data_type=0)[:2]
+            == (result["ConversationInfos"])
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert f"listening on {info['url']}" in out
+    assert "export AIRFLOW_CONN_RTCIM_DEFAULT='" in out
+    line = next(x for x in out.splitlines() if x.startswith("export "))
+    conn = json.loads(line.split("=", 1)[1].strip("'"))
+    assert conn["host"] == info["url"] and conn["extra"]["app_id"] == info["app_id"]
+    assert not ready.exists()

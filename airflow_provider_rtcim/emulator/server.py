@@ -320,6 +320,7 @@ class Emulator:
         self._fault_seen: Counter[tuple] = Counter()
         self._fault_consecutive: Counter[tuple] = Counter()
         self._server: _Server | None = None
+        self._port: int | None = None
         self._thread: threading.Thread | None = None
         # options changeable at runtime
         self.session_token = session_token
@@ -353,6 +354,7 @@ class Emulator:
         if self._server is not None:
             return self
         self._server = _Server((self.host, self._requested_port), self)
+        self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -386,9 +388,10 @@ class Emulator:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() first")
-        return self._server.server_address[1]
+        """The bound port (kept after :meth:`stop`)."""
+        if self._port is None:
+            raise RuntimeError("the emulator has not been started: call start() first")
+        return self._port
 
     @property
     def url(self) -> str:
