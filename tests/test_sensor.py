@@ -108,6 +108,18 @@ def _run_dag(dag: DAG):
     return dag.test()
 
 
+def _stored_state(dr, task_id: str) -> dict[str, str]:
+    """The task_state_store rows a task instance of ``dr`` left behind."""
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskStateStoreModel).filter_by(
+            dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id
+        )
+        return {row.key: row.value for row in rows}
+
+
 def _states(dr) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
@@ -494,6 +506,8 @@ def test_dagrun_reschedule_keeps_the_first_poke_baseline(airflow_db, rtcim_conne
     # Poke 2 ran after a real reschedule: no in-memory baseline, the stored one was used.
     assert pokes[1]["instance_baseline"] is None
     assert pokes[1]["stored"]["baseline_count"] == start
+    # Done: the stored baseline is dropped, so clearing and re-running the task starts afresh.
+    assert _stored_state(dr, "wait_resched") == {}
 
 
 def test_dagrun_deferrable(airflow_db, rtcim_connection):

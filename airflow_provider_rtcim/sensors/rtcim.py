@@ -216,6 +216,19 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             store.set(BASELINE_STATE_KEY, {"baseline_count": count, "identity": identity})
         return count
 
+    def _forget_baseline(self, context: Context) -> None:
+        """Drop the stored first-poke baseline once done, so a cleared, re-run task starts afresh.
+
+        (Airflow keeps task state after success unless ``[state_store] clear_on_success``.)
+        """
+        store = context.get("task_state_store")
+        if store is None:
+            return
+        try:
+            store.delete(BASELINE_STATE_KEY)
+        except Exception:
+            self.log.warning("Could not delete the stored baseline %r", BASELINE_STATE_KEY, exc_info=True)
+
     def poke(self, context: Context) -> bool | PokeReturnValue:
         user_id, app_id, explicit_baseline = self._resolved()
         count = self._count(user_id, app_id)
@@ -237,6 +250,8 @@ class RtcImConversationCountSensor(BaseSensorOperator):
                 self.direction,
                 self.min_delta,
             )
+            if explicit_baseline is None:
+                self._forget_baseline(context)
             return PokeReturnValue(is_done=True, xcom_value={"baseline_count": baseline, "count": count})
         self.log.info(
             "Conversation count of user %s is %s (baseline %s, direction=%s, min_delta=%s): waiting",
@@ -305,6 +320,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             if not isinstance(baseline, int) or not isinstance(count, int):
                 raise AirflowException(f"Success event without integer counts: {event!r}")
             self.log.info("%s", message)
+            self._forget_baseline(context)
             return {"baseline_count": baseline, "count": count}
         if status == "timeout":
             raise AirflowSensorTimeout(f"Sensor has timed out: {message}")
