@@ -15,6 +15,7 @@ Python::
         emu.conversations(emu.user_ids[0], data_type=1)   # ground truth, in API order
         emu.configure(latency=0.05, fault_rate=0.2, anomalies={"*": "stuck_cursor"})
         emu.add_conversation(emu.user_ids[0], Name="新群 🎉")
+        emu.credentials                               # core.signing.Credentials for sign_request
         emu.stats                                     # requests, by_status, throttled, ...
         os.environ.update(emu.airflow_env())          # AIRFLOW_CONN_RTCIM_DEFAULT
 
@@ -83,6 +84,10 @@ Behaviour worth knowing:
   ``GET /_emulator/users/{uid}/conversations?data_type=1&inbox_type=0``,
   ``POST /_emulator/users/{uid}/conversations`` (body: ConversationInfo fields; 201),
   ``DELETE /_emulator/users/{uid}/conversations[/{ConversationShortId}]``.
+- Stats (``emu.stats``, ``emu.reset_stats()``): ``requests`` (API calls), ``by_status``
+  ({int status: n}; ``reset``/``truncate`` faults have none), ``by_code`` ({Code: n}),
+  ``throttled`` (429s from the QPS limiter only), ``faults_injected`` ({kind: n}),
+  ``faults_total``, ``signature_failures`` (401s and InvalidTimestamp), ``admin_requests``.
 - Data files: see :mod:`airflow_provider_rtcim.emulator.data` for the JSON format
   (``{"app_ids": [...], "users": {"<uid>": [ConversationInfo, ...]}}``).
 """
