@@ -27,6 +27,7 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
     TaskDeferred,
 )
+from dagrun_helpers import run_dag, task_states, xcom_value
 
 from airflow_provider_rtcim.sensors.rtcim import BASELINE_STATE_KEY, RtcImConversationCountSensor
 from airflow_provider_rtcim.triggers.rtcim import RtcImConversationCountTrigger, count_condition_met
@@ -93,21 +94,6 @@ def _new_dag(dag_id: str) -> DAG:
     return DAG(dag_id, schedule=None, start_date=datetime.datetime(2024, 1, 1), catchup=False)
 
 
-def _run_dag(dag: DAG):
-    """Write an in-memory DAG to the metadata DB (dag.test() needs it serialized) and run it."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    DagBundlesManager().sync_bundles_to_db()
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session
-        )
-    return dag.test()
-
-
 def _stored_state(dr, task_id: str) -> dict[str, str]:
     """The task_state_store rows a task instance of ``dr`` left behind."""
     from airflow.models.task_state_store import TaskStateStoreModel
@@ -121,11 +107,7 @@ def _stored_state(dr, task_id: str) -> dict[str, str]:
 
 
 def _states(dr) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dr.get_task_instances()}
-
-
-def _xcom(dr, task_id: str) -> Any:
-    return dr.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+    return {task_id: state for (task_id, _), state in task_states(dr).items()}
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -477,9 +459,9 @@ def test_dagrun_poke_mode_templated_baseline(airflow_db, rtcim_connection):
             timeout=60,
         )
         baseline >> sensor
-    dr = _run_dag(dag)
+    dr = run_dag(dag)
     assert _states(dr) == {"baseline": "success", "wait_poke": "success"}
-    assert _xcom(dr, "wait_poke") == {"baseline_count": start, "count": start + 2}
+    assert xcom_value(dr, "wait_poke") == {"baseline_count": start, "count": start + 2}
     assert len(script["pokes"]) == 3  # +1 after poke 1 is not enough for min_delta=2
 
 
@@ -497,9 +479,9 @@ def test_dagrun_reschedule_keeps_the_first_poke_baseline(airflow_db, rtcim_conne
             poke_interval=0.2,
             timeout=60,
         )
-    dr = _run_dag(dag)
+    dr = run_dag(dag)
     assert _states(dr) == {"wait_resched": "success"}
-    assert _xcom(dr, "wait_resched") == {"baseline_count": start, "count": start - 1}
+    assert xcom_value(dr, "wait_resched") == {"baseline_count": start, "count": start - 1}
     pokes = script["pokes"]
     assert len(pokes) == 2
     assert pokes[0]["stored"] is None
@@ -530,12 +512,12 @@ def test_dagrun_deferrable(airflow_db, rtcim_connection):
             timeout=60,
         )
     try:
-        dr = _run_dag(dag)
+        dr = run_dag(dag)
     finally:
         for timer in timers:
             timer.cancel()
     assert _states(dr) == {"wait_deferred": "success"}
-    assert _xcom(dr, "wait_deferred") == {"baseline_count": start, "count": start + 1}
+    assert xcom_value(dr, "wait_deferred") == {"baseline_count": start, "count": start + 1}
     assert len(script["pokes"]) == 1  # the rest of the wait happened in the trigger
 
 
@@ -548,7 +530,7 @@ def test_dagrun_timeouts_fail_or_skip_with_soft_fail(airflow_db, rtcim_connectio
         RtcImConversationCountSensor(task_id="poke_soft", soft_fail=True, **common)
         RtcImConversationCountSensor(task_id="defer_timeout", deferrable=True, **common)
         RtcImConversationCountSensor(task_id="defer_soft", deferrable=True, soft_fail=True, **common)
-    dr = _run_dag(dag)
+    dr = run_dag(dag)
     assert _states(dr) == {
         "poke_timeout": "failed",
         "poke_soft": "skipped",
