@@ -298,8 +298,14 @@ class RtcImClient:
         )
         self.stats.incr("requests")
         try:
+            # proxies per request: session.proxies would lose to HTTP(S)_PROXY from the environment
             response = self.session.post(
-                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+                url,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                proxies=self.proxies,
             )
             content = response.content
         except requests.exceptions.Timeout as exc:

@@ -2,8 +2,8 @@
 
 A next-slot scheduler (GCRA with no burst): each :meth:`RateLimiter.acquire` books the
 next free slot under a lock, then sleeps until it outside the lock. Slots are kept in
-integer nanoseconds and spaced by ``ceil(1e9 / max_qps)``, so any half-open one-second
-window holds at most ``max_qps`` slots however many threads share the limiter. The API
+integer nanoseconds and spaced by ``ceil(1e9 / floor(max_qps))``, so any half-open
+one-second window holds at most ``max_qps`` slots however many threads share the limiter. The API
 allows 100 requests per second per account, shared by all its AppIds.
 """
 
@@ -37,7 +37,10 @@ class RateLimiter:
         ):
             raise ValueError(f"max_qps must be a number > 0, or None / 0 to disable, got {max_qps!r}")
         self.max_qps: float | None = float(max_qps) if max_qps else None
-        self._interval_ns = math.ceil(_NS / self.max_qps) if self.max_qps else 0
+        # A fractional cap rounds down (33.3 -> 33): spacing 1/33.3 s would fit 34 starts in
+        # some one-second windows. Below 1 request per second the spacing is 1/max_qps.
+        per_second = math.floor(self.max_qps) if self.max_qps and self.max_qps >= 1 else self.max_qps
+        self._interval_ns = math.ceil(_NS / per_second) if per_second else 0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()

@@ -336,7 +336,6 @@ class RtcImHook(BaseHook):
             retry_backoff=self._retry_backoff,
             retry_backoff_max=self._retry_backoff_max,
             error_class=RtcImApiError,
-            logger=self.log,
             name=self.rtcim_conn_id,
             **kwargs,
         )

@@ -1,0 +1,557 @@
+"""Pure units of the core: validation, the rate limiter, the pagination walk, retry classification.
+
+No HTTP here: the pagination walk takes a fake ``fetch_page`` (the one place a fake is
+right), the rate limiter an injected clock. The HTTP behaviour is tested in test_hook.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from airflow_provider_rtcim.core import validation as v
+from airflow_provider_rtcim.core.client import (
+    RtcImClient,
+    _Failure,
+    backoff_delay,
+    encode_body,
+    is_read_action,
+    parse_retry_after,
+)
+from airflow_provider_rtcim.core.errors import RtcImError, hint_for, is_retryable
+from airflow_provider_rtcim.core.pagination import iter_items, iter_pages
+from airflow_provider_rtcim.core.ratelimit import RateLimiter
+from airflow_provider_rtcim.core.signing import Credentials
+
+# ---------------------------------------------------------------------------------------
+# validation
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(5, 5), ("5", 5), (" 42 ", 42), ("-3", -3), (2**63 - 1, 2**63 - 1)]
+)
+def test_to_int_accepts_ints_and_numeric_strings(value: Any, expected: int) -> None:
+    assert v.to_int(value, "f") == expected
+
+
+@pytest.mark.parametrize("value", [True, False, 1.0, 1.5, None, "", "1.0", "abc", "1e3", [1], b"1"])
+def test_to_int_rejects_everything_else(value: Any) -> None:
+    with pytest.raises(ValueError, match="my_field"):
+        v.to_int(value, "my_field")
+
+
+@pytest.mark.parametrize(
+    ("func", "good", "bad", "words"),
+    [
+        (
+            v.validate_user_id,
+            [1, "10001", 2**63 - 1],
+            [0, -1, 2**63, True, 1.0, None, "x"],
+            "participant_user_id",
+        ),
+        (v.validate_app_id, [1, "123", 2**31 - 1], [0, -5, 2**31, False, 2.0, None], "app_id"),
+        (v.validate_limit, [1, 20, "7"], [0, 21, -1, True, 5.0, None], "limit"),
+        (v.validate_page_size, [1, 20], [0, 21], "page_size"),
+        (v.validate_max_pages, [1, 100_000], [0, -1, True], "max_pages"),
+        (v.validate_data_type, [0, 1, 2, "1"], [3, -1, True, 1.0, None], "data_type"),
+        (v.validate_inbox_type, [0, 3, "2"], [-1, True, 0.0, None], "inbox_type"),
+        (v.validate_cursor, [0, 2**62], [-1, True, 1.5], "cursor"),
+    ],
+)
+def test_validators(func: Any, good: list[Any], bad: list[Any], words: str) -> None:
+    for value in good:
+        assert func(value) == int(value)
+    for value in bad:
+        with pytest.raises(ValueError, match=words):
+            func(value)
+
+
+def test_validator_messages_name_allowed_values() -> None:
+    with pytest.raises(ValueError, match=r"limit must be between 1 and 20, got 21"):
+        v.validate_limit(21)
+    with pytest.raises(ValueError, match=r"data_type must be one of 0 .*1 .*2 .*got 7"):
+        v.validate_data_type(7)
+    with pytest.raises(ValueError, match=r"inbox_type must be an integer >= 0, got -1"):
+        v.validate_inbox_type(-1)
+    with pytest.raises(ValueError, match=r"participant_user_id must be a positive integer"):
+        v.validate_user_id(0)
+    with pytest.raises(ValueError, match=r"app_id must be a positive integer"):
+        v.validate_app_id("-1")
+    with pytest.raises(ValueError, match=r"got a bool"):
+        v.validate_app_id(True)
+    with pytest.raises(ValueError, match=r"custom must be"):
+        v.validate_user_id("x", "custom")
+
+
+def test_validate_bool_action_version() -> None:
+    assert v.validate_bool(True, "skip") is True
+    with pytest.raises(ValueError, match="skip must be True or False"):
+        v.validate_bool("true", "skip")
+    assert v.validate_action("GetUserConversations") == "GetUserConversations"
+    for bad in ["", "Get User", "Get&X=1", None, 5]:
+        with pytest.raises(ValueError, match="action"):
+            v.validate_action(bad)
+    with pytest.raises(ValueError, match="version"):
+        v.validate_version("2020/12/01")
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "region", "endpoint_url", "expected"),
+    [
+        ("http://127.0.0.1:8080", None, "cn-north-1", None, "http://127.0.0.1:8080"),
+        ("http://127.0.0.1:8080/", None, "cn-north-1", None, "http://127.0.0.1:8080"),
+        ("rtc.example.com", None, "cn-north-1", None, "https://rtc.example.com"),
+        ("rtc.example.com", 8443, "cn-north-1", None, "https://rtc.example.com:8443"),
+        ("rtc.example.com:9000", 8443, "cn-north-1", None, "https://rtc.example.com:9000"),
+        (None, None, "cn-north-1", None, "https://rtc.volcengineapi.com"),
+        ("", None, "ap-southeast-1", None, "https://open-ap-singapore-1.volcengineapi.com"),
+        ("ignored.example.com", None, "cn-north-1", "http://localhost:1234", "http://localhost:1234"),
+        ("https://gw.example.com/rtc/", None, "cn-north-1", None, "https://gw.example.com/rtc"),
+    ],
+)
+def test_resolve_endpoint(host: Any, port: Any, region: str, endpoint_url: Any, expected: str) -> None:
+    assert v.resolve_endpoint(host, port=port, region=region, endpoint_url=endpoint_url) == expected
+
+
+def test_resolve_endpoint_errors() -> None:
+    with pytest.raises(ValueError, match=r"region 'eu-west-9' has no known endpoint.*cn-north-1"):
+        v.resolve_endpoint(None, region="eu-west-9")
+    with pytest.raises(ValueError, match=r"extra.endpoint_url must be a URL"):
+        v.resolve_endpoint(None, endpoint_url="ftp://x")
+    with pytest.raises(ValueError, match=r"invalid port"):
+        v.resolve_endpoint("http://host:notaport")
+    with pytest.raises(ValueError, match=r"query or fragment"):
+        v.resolve_endpoint("http://host/?a=b")
+
+
+def test_parse_proxies_and_verify() -> None:
+    assert v.parse_proxies("http://proxy:3128") == {"http": "http://proxy:3128", "https": "http://proxy:3128"}
+    assert v.parse_proxies('{"https": "http://p:1"}') == {"https": "http://p:1"}
+    assert v.parse_proxies({"http": "http://p:2"}) == {"http": "http://p:2"}
+    assert v.parse_proxies(None) is None
+    assert v.parse_proxies("") is None
+    for bad in ["proxy:3128", "{not json", {"http": 5}, 42]:
+        with pytest.raises(ValueError, match="proxies"):
+            v.parse_proxies(bad)
+    assert v.parse_verify(None) is True
+    assert v.parse_verify(False) is False
+    assert v.parse_verify("false") is False
+    assert v.parse_verify("TRUE") is True
+    assert v.parse_verify("/etc/ssl/ca.pem") == "/etc/ssl/ca.pem"
+    with pytest.raises(ValueError, match="verify"):
+        v.parse_verify(3)
+
+
+def test_numbers() -> None:
+    assert v.to_positive_float("2.5", "timeout") == 2.5
+    for bad in [0, -1, "abc", True, None, float("inf"), float("nan")]:
+        with pytest.raises(ValueError, match="timeout"):
+            v.to_positive_float(bad, "timeout")
+    assert v.to_max_qps(0) is None
+    assert v.to_max_qps(None) is None
+    assert v.to_max_qps("50") == 50.0
+    with pytest.raises(ValueError, match="max_qps"):
+        v.to_max_qps(-1)
+    assert v.to_bool("yes", "f") is True
+    with pytest.raises(ValueError, match="f must be true or false"):
+        v.to_bool("maybe", "f")
+
+
+# ---------------------------------------------------------------------------------------
+# rate limiter (injected clock, no wall-clock assertions)
+# ---------------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A clock that advances a little every time it is read (thread-safe)."""
+
+    def __init__(self, step: float = 0.0007) -> None:
+        self.local = threading.local()  # .last: the value this thread read last
+        self._lock = threading.Lock()
+        self._now = 1000.0
+        self._step = step
+
+    def __call__(self) -> float:
+        with self._lock:
+            self._now += self._step
+            self.local.last = self._now
+            return self._now
+
+
+def _max_in_any_window(starts: list[float], width: float = 1.0) -> int:
+    starts = sorted(starts)
+    best, j = 0, 0
+    for i, start in enumerate(starts):
+        while j < len(starts) and starts[j] < start + width - 1e-9:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+@pytest.mark.parametrize("max_qps", [20, 7, 100, 33.3])
+def test_rate_limiter_never_exceeds_max_qps_across_threads(max_qps: float) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(max_qps, clock=clock, sleep=lambda s: None)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(40):
+            wait = limiter.reserve()  # reads the clock once, in this thread
+            with lock:
+                starts.append(clock.local.last + wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(starts) == 320
+    assert _max_in_any_window(starts) <= int(max_qps)
+    gaps = [b - a for a, b in zip(sorted(starts), sorted(starts)[1:], strict=False)]
+    assert min(gaps) >= 1 / int(max_qps) - 1e-6
+
+
+def test_rate_limiter_acquire_sleeps_for_the_slot_and_keeps_no_burst_credit() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    limiter = RateLimiter(10, clock=lambda: now[0], sleep=slept.append)
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.1)
+    assert limiter.acquire() == pytest.approx(0.2)
+    assert slept == [pytest.approx(0.1), pytest.approx(0.2)]
+    now[0] = 100.0  # long idle: no credit builds up
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("max_qps", [None, 0])
+def test_rate_limiter_disabled(max_qps: Any) -> None:
+    limiter = RateLimiter(max_qps, clock=lambda: 0.0, sleep=lambda s: pytest.fail("slept"))
+    assert not limiter.enabled
+    assert all(limiter.acquire() == 0.0 for _ in range(1000))
+
+
+@pytest.mark.parametrize("bad", [-1, "10", True, float("nan")])
+def test_rate_limiter_rejects_bad_max_qps(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_qps"):
+        RateLimiter(bad)
+
+
+# ---------------------------------------------------------------------------------------
+# pagination (fake fetch_page: pure logic)
+# ---------------------------------------------------------------------------------------
+
+
+class FakePages:
+    """Serves scripted pages keyed by the cursor sent, and records the cursors."""
+
+    def __init__(self, pages: Mapping[int, dict[str, Any]]) -> None:
+        self.pages = pages
+        self.sent: list[int] = []
+
+    def __call__(self, cursor: int) -> dict[str, Any]:
+        self.sent.append(cursor)
+        return self.pages[cursor]
+
+
+def _page(ids: list[int], has_more: bool, next_cursor: Any = None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ConversationInfos": [{"ConversationShortId": i, "Name": f"c{i}"} for i in ids],
+        "HasMore": has_more,
+    }
+    if next_cursor is not None:
+        result["NextCursor"] = next_cursor
+    return result
+
+
+def test_walks_opaque_cursors_verbatim_and_keeps_fields() -> None:
+    big = 2**62 + 7
+    fake = FakePages(
+        {
+            0: _page([big, 2], True, 9000000000000000001),
+            9000000000000000001: _page([3], True, 17),
+            17: _page([4], False, -1),
+        }
+    )
+    items = list(iter_items(fake))
+    assert [i["ConversationShortId"] for i in items] == [big, 2, 3, 4]
+    assert items[0]["Name"] == f"c{big}"
+    assert fake.sent == [0, 9000000000000000001, 17]
+
+
+def test_is_lazy() -> None:
+    fake = FakePages({0: _page([1], True, 5), 5: _page([2], False)})
+    gen = iter_items(fake)
+    assert fake.sent == []
+    assert next(gen)["ConversationShortId"] == 1
+    assert fake.sent == [0]
+
+
+def test_empty_pages_with_has_more_go_on() -> None:
+    fake = FakePages({0: _page([], True, 3), 3: _page([], True, 8), 8: _page([1, 2], False)})
+    assert [i["ConversationShortId"] for i in iter_items(fake)] == [1, 2]
+    assert fake.sent == [0, 3, 8]
+
+
+def test_missing_infos_is_an_empty_page() -> None:
+    fake = FakePages({0: {"HasMore": False}})
+    assert list(iter_items(fake)) == []
+
+
+def test_duplicates_are_yielded_once() -> None:
+    dups: list[tuple[int, int]] = []
+    fake = FakePages({0: _page([1, 2, 2], True, 5), 5: _page([2, 3, 1], False)})
+    items = list(iter_items(fake, on_duplicate=lambda i, p: dups.append((i, p))))
+    assert [i["ConversationShortId"] for i in items] == [1, 2, 3]
+    assert dups == [(2, 1), (2, 2), (1, 2)]
+
+
+def test_stuck_cursor_raises_naming_what_cursor_and_page() -> None:
+    fake = FakePages({0: _page([1], True, 4), 4: _page([2], True, 4)})
+    gen = iter_items(fake, what="user 10001's conversations", action="GetUserConversations")
+    with pytest.raises(RtcImError) as info:
+        list(gen)
+    err = info.value
+    assert err.code == "PaginationAnomaly"
+    assert "user 10001" in str(err)
+    assert "page 2" in str(err)
+    assert "cursor 4" in str(err)
+    assert "stuck" in str(err)
+    assert fake.sent == [0, 4]
+
+
+def test_negative_cursor_with_has_more_raises() -> None:
+    fake = FakePages({0: _page([1], True, -1)})
+    with pytest.raises(RtcImError, match=r"negative NextCursor -1") as info:
+        list(iter_items(fake))
+    assert info.value.code == "PaginationAnomaly"
+
+
+def test_cursor_cycle_raises() -> None:
+    fake = FakePages({0: _page([1], True, 5), 5: _page([2], True, 9), 9: _page([3], True, 5)})
+    with pytest.raises(RtcImError, match=r"cycle") as info:
+        list(iter_items(fake))
+    assert info.value.code == "PaginationAnomaly"
+    assert fake.sent == [0, 5, 9]
+
+
+@pytest.mark.parametrize("bad", [None, "12", 1.5, True])
+def test_missing_or_non_int_next_cursor_with_has_more_raises(bad: Any) -> None:
+    page = _page([1], True)
+    if bad is not None:
+        page["NextCursor"] = bad
+    with pytest.raises(RtcImError, match=r"NextCursor is .*not an integer") as info:
+        list(iter_items(FakePages({0: page})))
+    assert info.value.code == "PaginationAnomaly"
+
+
+def test_max_pages_bounds_every_listing() -> None:
+    pages = {i: _page([i + 1], True, i + 1) for i in range(100)}
+    fake = FakePages(pages)
+    with pytest.raises(RtcImError, match=r"max_pages=10") as info:
+        list(iter_items(fake, max_pages=10))
+    assert info.value.code == "PaginationAnomaly"
+    assert len(fake.sent) == 10
+    # exactly max_pages pages that end the listing is fine
+    fake2 = FakePages({0: _page([1], True, 1), 1: _page([2], False)})
+    assert len(list(iter_items(fake2, max_pages=2))) == 2
+
+
+def test_malformed_pages_raise() -> None:
+    with pytest.raises(RtcImError, match="not a list"):
+        list(iter_items(FakePages({0: {"ConversationInfos": {"a": 1}, "HasMore": False}})))
+    with pytest.raises(RtcImError, match="HasMore"):
+        list(iter_items(FakePages({0: {"ConversationInfos": [], "HasMore": "yes"}})))
+    with pytest.raises(RtcImError, match="without an integer ConversationShortId"):
+        list(iter_items(FakePages({0: {"ConversationInfos": [{"ConversationShortId": "7"}]}})))
+    with pytest.raises(RtcImError, match="not an object"):
+        list(iter_pages(lambda c: [], max_pages=3))  # type: ignore[arg-type,return-value]
+
+
+def test_error_class_is_used() -> None:
+    class MyError(RtcImError):
+        pass
+
+    with pytest.raises(MyError):
+        list(iter_items(FakePages({0: _page([1], True, 0)}), error_class=MyError))
+
+
+def test_max_pages_validated() -> None:
+    with pytest.raises(ValueError, match="max_pages"):
+        list(iter_pages(FakePages({}), max_pages=0))
+
+
+# ---------------------------------------------------------------------------------------
+# retry classification
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("FlowLimitExceeded", 429, True),
+        ("FlowLimitExceeded.QPSOverLimit", 429, True),
+        ("FlowLimitExceeded.QPSOverLimit", 200, True),
+        ("InternalError", 500, True),
+        ("InternalError", 200, True),
+        ("ServiceUnavailableTemp", 503, True),
+        ("InternalServiceTimeout", 504, True),
+        ("FailToConnect", 502, True),
+        (None, 429, True),
+        (None, 500, True),
+        (None, 502, True),
+        (None, 503, True),
+        (None, 504, True),
+        ("ConnectionError", None, True),
+        ("Timeout", None, True),
+        ("TruncatedResponse", None, True),
+        ("MalformedResponse", 200, True),
+        ("SignatureDoesNotMatch", 401, False),
+        ("SignatureDoesNotMatch", 500, False),
+        ("InvalidAccessKey", 401, False),
+        ("InvalidParameter.NotExistAppId", 400, False),
+        ("InvalidParameter", 400, False),
+        ("MissingParameter", 400, False),
+        ("AccessDenied", 403, False),
+        ("InvalidTimestamp", 400, False),
+        ("InvalidTimestamp", 403, False),
+        ("InvalidSecretToken", 401, False),
+        ("ServiceNotFound", 404, False),
+        ("PaginationAnomaly", None, False),
+        ("MisconfiguredConnection", None, False),
+        (None, 400, False),
+        (None, 404, False),
+        ("SomethingNew", 200, False),
+        ("SomethingNew", 503, True),
+    ],
+)
+def test_is_retryable_table(code: Any, status: Any, expected: bool) -> None:
+    assert is_retryable(code, status) is expected
+
+
+def test_hints_for_client_errors() -> None:
+    assert "password" in (hint_for("SignatureDoesNotMatch") or "")
+    assert "login" in (hint_for("InvalidAccessKey") or "")
+    assert "app_id" in (hint_for("InvalidParameter.NotExistAppId") or "")
+    assert "clock" in (hint_for("InvalidTimestamp") or "")
+    assert hint_for("InternalError") is None
+
+
+@pytest.mark.parametrize(
+    ("action", "read"),
+    [
+        ("GetUserConversations", True),
+        ("BatchGetConversations", True),
+        ("ScanConversationParticipantList", True),
+        ("QueryOnlineStatus", True),
+        ("ListApps", True),
+        ("IsUserInConversation", True),
+        ("CreateConversation", False),
+        ("SendMessage", False),
+        ("DeleteConversation", False),
+    ],
+)
+def test_read_actions(action: str, read: bool) -> None:
+    assert is_read_action(action) is read
+
+
+def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
+    top = lambda lo, hi: hi  # noqa: E731 - the jitter's upper bound
+    assert backoff_delay(1, base=0.3, cap=20, rand=top) == pytest.approx(0.3)
+    assert backoff_delay(3, base=0.3, cap=20, rand=top) == pytest.approx(1.2)
+    assert backoff_delay(30, base=0.3, cap=20, rand=top) == 20
+    assert backoff_delay(1, base=0.3, cap=20, rand=lambda lo, hi: lo) == 0.0
+    assert backoff_delay(1, base=0.3, cap=20, retry_after=2.0, rand=top) == 2.0
+    assert backoff_delay(1, base=0.3, cap=1.5, retry_after=60.0, rand=top) == 1.5
+    assert backoff_delay(2, base=0.0, cap=20, rand=top) == 0.0
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert parse_retry_after(None) is None
+
+
+def test_encode_body_is_compact_utf8_and_exact_for_int64() -> None:
+    data = encode_body({"Name": "群", "Id": 2**63 - 1, "Limit": 20})
+    assert data == '{"Name":"群","Id":9223372036854775807,"Limit":20}'.encode()
+
+
+def _client() -> RtcImClient:
+    return RtcImClient(credentials=Credentials("AK", "SK"), endpoint="http://127.0.0.1:9")
+
+
+def _classify(status: int, payload: Any, *, raw: bytes | None = None, headers: dict | None = None) -> Any:
+    content = raw if raw is not None else json.dumps(payload).encode()
+    try:
+        return _client()._parse("GetX", status, headers or {}, content, can_retry=True)
+    except _Failure as failure:
+        return failure
+
+
+def _err(code: str, status: int) -> dict[str, Any]:
+    return {"ResponseMetadata": {"RequestId": "rid-1", "Error": {"Code": code, "Message": "m"}}}
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "raw", "code", "retryable"),
+    [
+        (200, {"ResponseMetadata": {}, "Result": {"A": 1}}, None, None, None),
+        (200, _err("InternalError", 200), None, "InternalError", True),
+        (429, _err("FlowLimitExceeded.QPSOverLimit", 429), None, "FlowLimitExceeded.QPSOverLimit", True),
+        (401, _err("SignatureDoesNotMatch", 401), None, "SignatureDoesNotMatch", False),
+        (400, _err("InvalidParameter.NotExistAppId", 400), None, "InvalidParameter.NotExistAppId", False),
+        (503, None, b"<html>bad gateway</html>", None, True),
+        (404, None, b"not found", None, False),
+        (200, None, b'{"ResponseMetadata": {"Request', "MalformedResponse", True),
+        (200, {"ResponseMetadata": {"RequestId": "r"}}, None, "MalformedResponse", True),
+        (200, None, b"", "MalformedResponse", True),
+    ],
+)
+def test_response_classification(status: int, payload: Any, raw: Any, code: Any, retryable: Any) -> None:
+    out = _classify(status, payload, raw=raw)
+    if retryable is None:
+        assert out == {"A": 1}
+        return
+    assert isinstance(out, _Failure)
+    assert out.error.code == code
+    assert out.error.http_status == status
+    assert out.error.retryable is retryable
+
+
+def test_classification_keeps_request_id_and_retry_after() -> None:
+    out = _classify(429, _err("FlowLimitExceeded", 429), headers={"Retry-After": "2"})
+    assert out.error.request_id == "rid-1"
+    assert out.retry_after == 2.0
+
+
+def test_write_without_result_is_success() -> None:
+    assert _client()._parse("SendX", 200, {}, b'{"ResponseMetadata":{}}', can_retry=False) == {}
+
+
+def test_client_repr_has_no_secret() -> None:
+    client = RtcImClient(
+        credentials=Credentials("AKLTvisible", "super-secret-key", session_token="tok-secret-xyz"),
+        endpoint="http://127.0.0.1:9/",
+    )
+    text = repr(client)
+    assert "AKLTvisible" in text
+    assert "super-secret-key" not in text
+    assert "tok-secret-xyz" not in text
+    assert client.endpoint == "http://127.0.0.1:9"
+
+
+def test_client_rejects_bad_arguments_before_any_request() -> None:
+    client = _client()
+    with pytest.raises(ValueError, match="action"):
+        client.call("Get X", {})
+    with pytest.raises(ValueError, match="body must be a JSON object"):
+        client.call("GetX", [1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="retry"):
+        client.call("GetX", {}, retry="yes")  # type: ignore[arg-type]
+    assert client.stats.snapshot() == {"requests": 0, "retries": 0, "pages": 0}
+    with pytest.raises(ValueError, match="max_retries"):
+        RtcImClient(credentials=Credentials("a", "b"), endpoint="http://x", max_retries=-1)

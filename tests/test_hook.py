@@ -1,0 +1,710 @@
+"""RtcImHook over real HTTP against the emulator on loopback.
+
+Every test talks to a running emulator (fixtures ``rtcim_emulator`` / ``rtcim_connection``
+from the package's pytest plugin); nothing is mocked. Retry backoff is tiny so faults
+cost milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from airflow_provider_rtcim.core.errors import RtcImError
+from airflow_provider_rtcim.emulator import Emulator
+from airflow_provider_rtcim.emulator.server import FAULT_KINDS
+from airflow_provider_rtcim.hooks.rtcim import RtcImApiError, RtcImHook
+
+FAST = {"retry_backoff": 0.001, "retry_backoff_max": 0.01}
+
+
+def _hook(conn_id: str = "rtcim_default", **kwargs: Any) -> RtcImHook:
+    return RtcImHook(conn_id, **{**FAST, **kwargs})
+
+
+def _set_conn(
+    monkeypatch: pytest.MonkeyPatch, emu: Emulator, conn_id: str = "rtcim_default", **ov: Any
+) -> None:
+    for name, value in emu.airflow_env(conn_id, **ov).items():
+        monkeypatch.setenv(name, value)
+
+
+def _ids(items: list[dict[str, Any]]) -> list[int]:
+    return [c["ConversationShortId"] for c in items]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------
+# import cost
+# ---------------------------------------------------------------------------------------
+
+
+def test_importing_the_hook_does_not_import_requests() -> None:
+    code = (
+        "import sys, airflow_provider_rtcim.hooks.rtcim as m; "
+        "m.RtcImHook('x', max_qps=5); "
+        "print(sorted(n for n in ('requests', 'airflow_provider_rtcim.core.client', 'urllib3') "
+        "if n in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---------------------------------------------------------------------------------------
+# listings
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.rtcim_emulator(users=2, conversations_per_user=203, seed=7)
+def test_listing_across_many_pages_is_exact(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    hook = _hook()
+    pages = 0
+    for uid in emu.user_ids:
+        truth = emu.conversations(uid, data_type=1)
+        got = list(hook.iter_user_conversations(uid, page_size=7))
+        assert got == truth  # every field, ids and order, int64 exact
+        assert len(got) > 150
+        assert any(i > 2**53 for i in _ids(got))
+        pages += -(-len(truth) // 7)
+    assert hook.stats["pages"] == pages
+    assert hook.stats["requests"] == pages
+    assert hook.stats["retries"] == 0
+    assert emu.stats["requests"] == pages
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=45)
+def test_string_ids_app_id_override_and_count(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    hook = _hook()
+    assert hook.app_id == emu.app_id
+    page = hook.get_user_conversations(str(uid), limit=20, app_id=str(emu.app_id))
+    assert _ids(page["ConversationInfos"]) == _ids(emu.conversations(uid))[:20]
+    assert page["HasMore"] is True
+    page2 = hook.get_user_conversations(uid, cursor=page["NextCursor"], limit=20)
+    assert _ids(page2["ConversationInfos"]) == _ids(emu.conversations(uid))[20:40]
+    assert hook.count_user_conversations(uid) == len(emu.conversations(uid)) > 20
+    skipped = list(hook.iter_user_conversations(uid, skip_member_count=True))
+    assert all("MemberCount" not in c for c in skipped)
+    assert _ids(skipped) == _ids(emu.conversations(uid))
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=30)
+def test_data_type_0_listing_has_each_conversation_once(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    emu.configure(reorder_data_type0=True)
+    uid = emu.user_ids[0]
+    got = _ids(list(_hook().iter_user_conversations(uid, data_type=0, page_size=5)))
+    assert len(got) == len(set(got))
+    assert set(got) <= set(_ids(emu.conversations(uid, data_type=1)))
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=50)
+def test_stuck_cursor_is_a_clear_error(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    emu.configure(anomalies={uid: "stuck_cursor"})
+    with pytest.raises(RtcImApiError) as info:
+        list(_hook().iter_user_conversations(uid, page_size=10))
+    err = info.value
+    assert err.code == "PaginationAnomaly"
+    assert str(uid) in str(err)
+    assert "page 2" in str(err)
+    assert "stuck" in str(err)
+    assert isinstance(err, RtcImError)
+    assert emu.stats["requests"] == 2
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=50)
+def test_negative_cursor_with_has_more_is_a_clear_error(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    emu.configure(anomalies={uid: "negative_cursor"})
+    with pytest.raises(RtcImApiError, match=r"negative NextCursor") as info:
+        list(_hook().iter_user_conversations(uid, page_size=10))
+    assert info.value.code == "PaginationAnomaly"
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=50)
+@pytest.mark.parametrize("anomaly", ["empty_pages", "repeated_page"])
+def test_empty_and_repeated_pages_still_give_the_exact_listing(
+    rtcim_connection: Emulator, anomaly: str
+) -> None:
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    emu.configure(anomalies={uid: anomaly})
+    got = list(_hook().iter_user_conversations(uid, page_size=10))
+    assert got == emu.conversations(uid)
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=100)
+def test_max_pages_bounds_the_listing(rtcim_connection: Emulator) -> None:
+    uid = rtcim_connection.user_ids[0]
+    with pytest.raises(RtcImApiError, match=r"max_pages=3") as info:
+        list(_hook().iter_user_conversations(uid, page_size=10, max_pages=3))
+    assert info.value.code == "PaginationAnomaly"
+    assert rtcim_connection.stats["requests"] == 3
+
+
+# ---------------------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda h, u: h.get_user_conversations(u, limit=21), r"limit must be between 1 and 20"),
+        (lambda h, u: h.get_user_conversations(u, limit=0), r"limit"),
+        (lambda h, u: h.get_user_conversations(u, data_type=5), r"data_type must be one of"),
+        (lambda h, u: h.get_user_conversations(u, inbox_type=-1), r"inbox_type"),
+        (lambda h, u: h.get_user_conversations(1.5), r"participant_user_id"),
+        (lambda h, u: h.get_user_conversations(True), r"participant_user_id"),
+        (lambda h, u: h.get_user_conversations(None), r"participant_user_id"),
+        (lambda h, u: h.get_user_conversations(u, app_id=0), r"app_id"),
+        (lambda h, u: h.get_user_conversations(u, cursor=-1), r"cursor"),
+        (lambda h, u: h.get_user_conversations(u, skip_member_count="yes"), r"skip_member_count"),
+        (lambda h, u: h.iter_user_conversations(u, page_size=50), r"page_size"),
+        (lambda h, u: h.iter_user_conversations(u, max_pages=0), r"max_pages"),
+        (lambda h, u: h.count_user_conversations(u, data_type=3), r"data_type"),
+        (lambda h, u: h.call("Bad Action", {}), r"action"),
+    ],
+)
+def test_bad_arguments_fail_before_any_request(rtcim_connection: Emulator, call: Any, pattern: str) -> None:
+    hook = _hook()
+    with pytest.raises(ValueError, match=pattern):
+        call(hook, rtcim_connection.user_ids[0])
+    assert rtcim_connection.stats["requests"] == 0
+    assert hook.stats["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "code", "status", "fix"),
+    [
+        ({"password": "not-the-right-secret"}, "SignatureDoesNotMatch", 401, "password"),
+        ({"login": "AKLTnobody"}, "InvalidAccessKey", 401, "login"),
+        ({"app_id": 424242}, "InvalidParameter.NotExistAppId", 400, "app_id"),
+    ],
+)
+def test_client_errors_fail_at_once_with_a_fix(
+    rtcim_emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    override: dict,
+    code: str,
+    status: int,
+    fix: str,
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, **override)
+    hook = _hook()
+    with pytest.raises(RtcImApiError) as info:
+        hook.get_user_conversations(rtcim_emulator.user_ids[0])
+    err = info.value
+    assert (err.code, err.http_status) == (code, status)
+    assert err.request_id
+    assert fix in str(err)
+    assert not err.retryable
+    assert rtcim_emulator.stats["requests"] == 1
+    assert hook.stats == {"requests": 1, "retries": 0, "pages": 0}
+
+
+def test_clock_skew_is_invalid_timestamp_and_not_retried(rtcim_connection: Emulator) -> None:
+    rtcim_connection.configure(clock_offset=3600)
+    with pytest.raises(RtcImApiError) as info:
+        _hook().get_user_conversations(rtcim_connection.user_ids[0])
+    assert info.value.code == "InvalidTimestamp"
+    assert "clock" in str(info.value)
+    assert rtcim_connection.stats["requests"] == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"app_id": None}, "has no AppId: set extra.app_id or pass app_id="),
+        ({"login": None}, "has no Access Key ID: set the connection's login"),
+        ({"password": None}, "has no Secret Access Key: set the connection's password"),
+    ],
+)
+def test_missing_app_id_or_credentials_name_connection_and_field(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, override: dict, field: str
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, **override)
+    with pytest.raises(RtcImApiError) as info:
+        _hook().get_user_conversations(rtcim_emulator.user_ids[0])
+    assert str(info.value).startswith(f"MisconfiguredConnection: Connection 'rtcim_default': {field}") or (
+        f"Connection 'rtcim_default': {field}" in str(info.value)
+    )
+    assert info.value.code == "MisconfiguredConnection"
+    assert rtcim_emulator.stats["requests"] == 0
+
+
+def test_missing_app_id_on_connection_can_be_given_by_the_task(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, app_id=None)
+    hook = _hook()
+    assert hook.app_id is None
+    uid = rtcim_emulator.user_ids[0]
+    assert len(list(hook.iter_user_conversations(uid, app_id=rtcim_emulator.app_id))) == len(
+        rtcim_emulator.conversations(uid)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# retries
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=60)
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_each_fault_kind_is_retried_and_the_result_is_exact(
+    rtcim_connection: Emulator, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu = rtcim_connection
+    emu.configure(fault_rate=0.6, fault_kinds=[kind], fault_seed=3)
+    uid = emu.user_ids[0]
+    hook = _hook(max_retries=5)
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_rtcim"):
+        got = list(hook.iter_user_conversations(uid, page_size=10))
+    emu.configure(fault_rate=0.0)
+    assert got == emu.conversations(uid)
+    assert emu.stats["faults_injected"].get(kind, 0) > 0
+    assert hook.stats["retries"] == emu.stats["faults_total"]
+    assert hook.stats["requests"] == hook.stats["pages"] + hook.stats["retries"]
+    retry_lines = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retry_lines) == hook.stats["retries"]
+    assert all("GetUserConversations" in line and "attempt " in line and "/6" in line for line in retry_lines)
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=10, max_consecutive_faults=10)
+def test_retries_are_bounded(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    emu.configure(fault_rate=1.0, fault_kinds=["503"])
+    hook = _hook(max_retries=2)
+    with pytest.raises(RtcImApiError) as info:
+        hook.get_user_conversations(emu.user_ids[0])
+    assert info.value.code == "ServiceUnavailableTemp"
+    assert info.value.http_status == 503
+    assert "gave up after 3 attempts" in str(info.value)
+    assert emu.stats["requests"] == 3
+    assert hook.stats["retries"] == 2
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=10)
+def test_retry_false_sends_once(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    emu.configure(fault_rate=1.0, fault_kinds=["500"])
+    body = {"AppId": emu.app_id, "ParticipantUserId": emu.user_ids[0], "Cursor": 0, "Limit": 5}
+    with pytest.raises(RtcImApiError) as info:
+        _hook().call("GetUserConversations", body, retry=False)
+    assert info.value.code == "InternalError"
+    assert emu.stats["requests"] == 1
+
+
+@pytest.mark.rtcim_emulator(qps_limit=1)
+def test_a_write_action_is_not_retried(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    hook = _hook(max_qps=0)
+    body = {"AppId": emu.app_id, "ParticipantUserId": emu.user_ids[0], "Cursor": 0, "Limit": 5}
+    hook.call("GetUserConversations", body)  # uses the one slot of this second
+    with pytest.raises(RtcImApiError) as info:
+        hook.call("CreateConversation", {"AppId": emu.app_id})
+    assert info.value.code == "FlowLimitExceeded.QPSOverLimit"
+    assert info.value.retryable  # transient, yet not retried: a write could act twice
+    assert emu.stats["requests"] == 2
+    assert hook.stats["retries"] == 0
+    # ... unless the caller says the action is safe to repeat
+    with pytest.raises(RtcImApiError):
+        hook.call("CreateConversation", {"AppId": emu.app_id}, retry=True)
+    assert hook.stats["retries"] > 0
+
+
+def test_unreachable_endpoint_is_retried_then_a_connection_error(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    _set_conn(monkeypatch, rtcim_emulator, host=url, endpoint_url=url)
+    hook = _hook(max_retries=2)
+    with pytest.raises(RtcImApiError) as info:
+        hook.get_user_conversations(1)
+    assert info.value.code == "ConnectionError"
+    assert hook.stats == {"requests": 3, "retries": 2, "pages": 0}
+
+
+def test_timeout_is_retried_then_a_timeout_error(rtcim_connection: Emulator) -> None:
+    rtcim_connection.configure(latency=0.5)
+    hook = _hook(timeout=0.05, max_retries=1)
+    with pytest.raises(RtcImApiError) as info:
+        hook.get_user_conversations(rtcim_connection.user_ids[0])
+    assert info.value.code == "Timeout"
+    assert hook.stats["requests"] == 2
+
+
+# ---------------------------------------------------------------------------------------
+# rate limit
+# ---------------------------------------------------------------------------------------
+
+
+def _hammer(hook: RtcImHook, emu: Emulator, threads: int, per_thread: int) -> list[BaseException]:
+    errors: list[BaseException] = []
+    body = {"AppId": emu.app_id, "ParticipantUserId": emu.user_ids[0], "Cursor": 0, "Limit": 1}
+
+    def worker() -> None:
+        for _ in range(per_thread):
+            try:
+                hook.call("GetUserConversations", body)
+            except RtcImApiError as exc:
+                errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return errors
+
+
+@pytest.mark.rtcim_emulator(qps_limit=25)
+def test_one_hook_shared_by_8_threads_stays_under_the_limit(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    hook = _hook(max_qps=20, max_retries=0, pool_maxsize=8)
+    assert _hammer(hook, emu, threads=8, per_thread=8) == []
+    assert emu.stats["throttled"] == 0
+    assert emu.stats["requests"] == 64
+    assert hook.stats["requests"] == 64
+
+
+@pytest.mark.rtcim_emulator(qps_limit=25)
+def test_without_the_limiter_the_emulator_throttles(rtcim_connection: Emulator) -> None:
+    # The control for the test above: the same load unthrottled draws 429s.
+    hook = _hook(max_qps=0, max_retries=0, pool_maxsize=8)
+    errors = _hammer(hook, rtcim_connection, threads=8, per_thread=8)
+    assert rtcim_connection.stats["throttled"] > 0
+    assert errors and all(e.code == "FlowLimitExceeded.QPSOverLimit" for e in errors)
+
+
+# ---------------------------------------------------------------------------------------
+# connection parsing
+# ---------------------------------------------------------------------------------------
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any], **kwargs: Any) -> Any:
+    monkeypatch.setenv("AIRFLOW_CONN_RTCIM_PARSE", json.dumps({"conn_type": "rtcim", **conn}))
+    return RtcImHook("rtcim_parse", **kwargs).settings
+
+
+@pytest.mark.parametrize(
+    ("conn", "endpoint"),
+    [
+        ({"host": "http://127.0.0.1:8080"}, "http://127.0.0.1:8080"),
+        ({"host": "rtc.example.com"}, "https://rtc.example.com"),
+        ({"host": "rtc.example.com", "port": 8443}, "https://rtc.example.com:8443"),
+        ({}, "https://rtc.volcengineapi.com"),
+        ({"extra": {"region": "ap-southeast-1"}}, "https://open-ap-singapore-1.volcengineapi.com"),
+        (
+            {"host": "a.example.com", "extra": {"endpoint_url": "http://b.example.com:81"}},
+            "http://b.example.com:81",
+        ),
+    ],
+)
+def test_endpoint_resolution(monkeypatch: pytest.MonkeyPatch, conn: dict, endpoint: str) -> None:
+    assert _settings(monkeypatch, {"login": "ak", "password": "sk", **conn}).endpoint == endpoint
+
+
+def test_extras_defaults_and_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _settings(monkeypatch, {"login": "ak", "password": "sk"})
+    assert (s.app_id, s.region, s.timeout, s.max_qps, s.max_retries, s.proxies, s.verify) == (
+        None,
+        "cn-north-1",
+        30.0,
+        100.0,
+        5,
+        None,
+        True,
+    )
+    s = _settings(
+        monkeypatch,
+        {
+            "login": "ak",
+            "password": "sk",
+            "extra": {
+                "app_id": "123",
+                "timeout": "7.5",
+                "max_qps": "50",
+                "max_retries": "2",
+                "proxies": "http://proxy.local:3128",
+                "verify": "false",
+                "session_token": "tok",
+            },
+        },
+    )
+    assert (s.app_id, s.timeout, s.max_qps, s.max_retries, s.verify, s.session_token) == (
+        123,
+        7.5,
+        50.0,
+        2,
+        False,
+        "tok",
+    )
+    assert s.proxies == {"http": "http://proxy.local:3128", "https": "http://proxy.local:3128"}
+    s = _settings(
+        monkeypatch,
+        {"login": "a", "password": "b", "extra": {"proxies": {"https": "http://p:1"}, "verify": "/ca.pem"}},
+    )
+    assert (s.proxies, s.verify) == ({"https": "http://p:1"}, "/ca.pem")
+    s = _settings(
+        monkeypatch, {"login": "a", "password": "b", "extra": {"proxies": '{"http": "http://p:2"}'}}
+    )
+    assert s.proxies == {"http": "http://p:2"}
+    assert _settings(monkeypatch, {"extra": {"max_qps": 0}}).max_qps is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"app_id": "abc"}, "extra.app_id"),
+        ({"app_id": 0}, "extra.app_id"),
+        ({"timeout": "soon"}, "extra.timeout"),
+        ({"timeout": -1}, "extra.timeout"),
+        ({"max_qps": -5}, "extra.max_qps"),
+        ({"max_retries": 1.5}, "extra.max_retries"),
+        ({"proxies": "proxy:3128"}, "extra.proxies"),
+        ({"verify": 3}, "extra.verify"),
+        ({"region": "mars-1"}, "region 'mars-1' has no known endpoint"),
+        ({"endpoint_url": "ftp://x"}, "extra.endpoint_url"),
+    ],
+)
+def test_bad_extras_name_connection_and_field(
+    monkeypatch: pytest.MonkeyPatch, extra: dict, field: str
+) -> None:
+    with pytest.raises(RtcImApiError) as info:
+        _settings(monkeypatch, {"login": "ak", "password": "sk", "extra": extra})
+    assert "Connection 'rtcim_parse'" in str(info.value)
+    assert field in str(info.value)
+    assert info.value.code == "MisconfiguredConnection"
+
+
+def test_hook_kwargs_override_extras(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, max_qps=50, max_retries=4, timeout=9)
+    client = _hook(max_qps=7, max_retries=1, timeout=2.5, pool_maxsize=3).client
+    assert (client.rate_limiter.max_qps, client.max_retries, client.timeout, client.pool_maxsize) == (
+        7.0,
+        1,
+        2.5,
+        3,
+    )
+    client = _hook().client
+    assert (client.rate_limiter.max_qps, client.max_retries, client.timeout) == (50.0, 4, 9.0)
+    assert client.session.adapters["http://"]._pool_maxsize == 32
+
+
+def test_uri_form_connection(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    emu = rtcim_emulator
+    uri = (
+        f"rtcim://{quote(emu.access_key_id, safe='')}:{quote(emu.secret_access_key, safe='')}"
+        f"@127.0.0.1:{emu.port}/"
+        f"?endpoint_url={quote(emu.url, safe='')}&app_id={emu.app_id}&max_qps=10&verify=false"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_RTCIM_URI", uri)
+    hook = _hook("rtcim_uri")
+    assert hook.endpoint == emu.url
+    assert (hook.app_id, hook.settings.max_qps, hook.settings.verify) == (emu.app_id, 10.0, False)
+    uid = emu.user_ids[0]
+    assert list(hook.iter_user_conversations(uid)) == emu.conversations(uid)
+    # without endpoint_url, a URI's host is a bare host: https on its port
+    monkeypatch.setenv("AIRFLOW_CONN_RTCIM_URI2", "rtcim://ak:sk@rtc.example.com:8443/?app_id=5")
+    assert _hook("rtcim_uri2").endpoint == "https://rtc.example.com:8443"
+
+
+def test_proxies_are_used(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The endpoint does not resolve; the request only arrives through the proxy (the
+    # emulator serves absolute-URI proxy requests, and the signature covers the Host).
+    _set_conn(
+        monkeypatch,
+        rtcim_emulator,
+        host="http://rtc.invalid:9",
+        endpoint_url="http://rtc.invalid:9",
+        proxies=rtcim_emulator.url,
+    )
+    hook = _hook(max_retries=0)
+    assert hook.settings.proxies == {"http": rtcim_emulator.url, "https": rtcim_emulator.url}
+    page = hook.get_user_conversations(rtcim_emulator.user_ids[0], limit=3)
+    assert len(page["ConversationInfos"]) == 3
+    assert rtcim_emulator.stats["requests"] == 1
+
+
+def test_from_connection_never_fetches_the_connection(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import Connection
+
+    emu = rtcim_emulator
+    conn_dict = json.loads(emu.connection_json())
+    extra = conn_dict.pop("extra")
+    conn = Connection(conn_id="rtcim_trigger", extra="{not json at all", **conn_dict)
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("get_connection called")
+
+    monkeypatch.setattr(RtcImHook, "get_connection", classmethod(boom))
+    hook = RtcImHook.from_connection(conn, extra=extra, **FAST)
+    assert hook.rtcim_conn_id == "rtcim_trigger"
+    uid = emu.user_ids[0]
+    assert hook.count_user_conversations(uid) == len(emu.conversations(uid))
+
+
+# ---------------------------------------------------------------------------------------
+# secrets
+# ---------------------------------------------------------------------------------------
+
+SESSION_TOKEN = "sts-session-token-value-987654"
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=25, session_token=SESSION_TOKEN)
+def test_secrets_never_logged_raised_or_shown(
+    rtcim_connection: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = rtcim_connection
+    secret = emu.secret_access_key
+    caplog.set_level(logging.DEBUG)
+    emu.configure(fault_rate=0.5, fault_kinds=["503", "reset", "error200"])
+    hook = _hook()
+    uid = emu.user_ids[0]
+    assert list(hook.iter_user_conversations(uid)) == emu.conversations(uid)
+    assert hook.stats["retries"] > 0
+    texts = [repr(hook), repr(hook.client), repr(hook.settings), repr(hook.credentials())]
+    # a failing call: wrong secret (and the session token still sent)
+    _set_conn(monkeypatch, emu, "rtcim_bad", password="wrong-" + secret)
+    bad = _hook("rtcim_bad")
+    with pytest.raises(RtcImApiError) as info:
+        bad.get_user_conversations(uid)
+    texts += [str(info.value), repr(info.value), repr(bad), str(bad.test_connection())]
+    assert "SignatureDoesNotMatch" in str(info.value)
+    out = capsys.readouterr()
+    texts += [out.out, out.err]
+    texts += [r.getMessage() for r in caplog.records] + [repr(r.args) for r in caplog.records]
+    assert any("retrying in" in t for t in texts)  # the retry warnings were captured
+    for text in texts:
+        assert secret not in text
+        assert SESSION_TOKEN not in text
+        assert "wrong-" + secret not in text
+
+
+def test_secrets_are_registered_with_the_masker(rtcim_connection: Emulator) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    hook = _hook()
+    hook.settings  # noqa: B018 - loading the connection masks the secret
+    assert rtcim_connection.secret_access_key not in str(redact(f"x {rtcim_connection.secret_access_key} y"))
+
+
+# ---------------------------------------------------------------------------------------
+# test_connection
+# ---------------------------------------------------------------------------------------
+
+
+def test_test_connection_ok(rtcim_connection: Emulator) -> None:
+    ok, message = _hook().test_connection()
+    assert ok is True
+    assert rtcim_connection.url in message
+    assert str(rtcim_connection.app_id) in message
+    assert rtcim_connection.stats["requests"] == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ({"login": "AKLTwrong"}, ["Access Key ID 'AKLTwrong' is unknown", "InvalidAccessKey", "login"]),
+        (
+            {"password": "wrong-secret-xyz"},
+            ["Secret Access Key does not match", "SignatureDoesNotMatch", "password"],
+        ),
+        ({"app_id": 777}, ["AppId 777", "NotExistAppId", "extra.app_id"]),
+        ({"app_id": None}, ["has no AppId", "extra.app_id"]),
+        ({"login": None}, ["has no Access Key ID", "login"]),
+        ({"password": None}, ["has no Secret Access Key", "password"]),
+        ({"timeout": "never"}, ["extra.timeout"]),
+    ],
+)
+def test_test_connection_says_what_to_fix(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, override: dict, words: list[str]
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, **override)
+    ok, message = _hook().test_connection()
+    assert ok is False
+    assert "Connection 'rtcim_default'" in message
+    for word in words:
+        assert word in message
+    assert rtcim_emulator.secret_access_key not in message
+
+
+def test_test_connection_unreachable(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    _set_conn(monkeypatch, rtcim_emulator, host=url, endpoint_url=url)
+    hook = _hook()
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert "cannot reach the endpoint" in message
+    assert url in message
+    assert hook.stats["requests"] == 1  # no retries for the Test button
+
+
+def test_test_connection_missing_connection_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_RTCIM_NOWHERE", raising=False)
+    ok, message = RtcImHook("rtcim_nowhere").test_connection()
+    assert ok is False
+    assert "rtcim_nowhere" in message
+
+
+# ---------------------------------------------------------------------------------------
+# housekeeping
+# ---------------------------------------------------------------------------------------
+
+
+def test_no_io_in_init_and_close_then_reuse(
+    rtcim_connection: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_RTCIM_DEFAULT")
+    hook = _hook()  # no connection exists: __init__ must not look it up
+    assert hook.stats == {"requests": 0, "retries": 0, "pages": 0}
+    assert "rtcim_default" in repr(hook)
+    _set_conn(monkeypatch, rtcim_connection)
+    uid = rtcim_connection.user_ids[0]
+    hook.get_user_conversations(uid)
+    hook.close()
+    hook.get_user_conversations(uid)
+    hook.close()
+    hook.close()
+    assert hook.stats["requests"] == 2
+
+
+def test_hook_identity_for_airflow() -> None:
+    assert RtcImHook.conn_type == "rtcim"
+    assert RtcImHook.conn_name_attr == "rtcim_conn_id"
+    assert RtcImHook.default_conn_name == "rtcim_default"
+    assert RtcImHook.hook_name
+    from airflow.sdk.exceptions import AirflowException
+
+    assert issubclass(RtcImApiError, AirflowException)
+    assert issubclass(RtcImApiError, RtcImError)
+    for bad in [{"max_qps": -1}, {"timeout": 0}, {"max_retries": -1}, {"pool_maxsize": 0}]:
+        with pytest.raises(ValueError):
+            RtcImHook(**bad)
