@@ -362,17 +362,37 @@ def test_failing_user_publishes_nothing_and_rerun_completes(rtcim_connection: An
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl.gz"]
 
 
-@pytest.mark.rtcim_emulator(users=6, conversations_per_user=45)
+@pytest.mark.rtcim_emulator(users=40, conversations_per_user=5)
 def test_bad_app_id_names_user_and_code_and_leaves_no_file(rtcim_connection: Any, tmp_path: Path) -> None:
     emu = rtcim_connection
     target = tmp_path / "x" / "out.jsonl"
     with pytest.raises(RtcImError) as info:
-        _run(Op(task_id="t", participant_user_id=emu.user_ids, app_id=424242, output_path=str(target)))
+        _run(
+            Op(
+                task_id="t",
+                participant_user_id=emu.user_ids,
+                app_id=424242,
+                output_path=str(target),
+                max_workers=2,
+            )
+        )
     assert "InvalidParameter.NotExistAppId" in str(info.value)
     assert "participant_user_id=" in str(info.value)
     assert not target.exists() and list(target.parent.iterdir()) == []
-    # cancelled promptly: far fewer requests than one per user would have been after a failure
-    assert emu.stats["requests"] <= len(emu.user_ids)
+    # the queued users were cancelled: not one request per user
+    assert emu.stats["requests"] <= 4
+
+
+@pytest.mark.rtcim_emulator(users=2, conversations_per_user=60, latency=0.03, secret_access_key=SECRET)
+def test_progress_is_logged_without_secrets(rtcim_connection: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    emu = rtcim_connection
+    op = Op(task_id="t", participant_user_id=emu.user_ids, max_workers=1)
+    op.progress_interval = 0.01
+    rows = _run(op)
+    out = "".join(capfd.readouterr())
+    assert "Progress:" in out and "requests/s" in out and "conversations/s" in out
+    assert f"Listed {len(rows)} conversations of 2 user(s)" in out
+    assert SECRET not in out
 
 
 def test_temp_name_is_hidden_and_not_globbed() -> None:

@@ -479,6 +479,8 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         workers = min(self.max_workers, len(users))
 
         def work(slot: int, user_id: int) -> tuple[int, Any]:
+            if stop.is_set():
+                raise _Cancelled
             collector = new_collector(slot)
             try:
                 for info in hook.iter_user_conversations(
@@ -515,7 +517,9 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                     finished, pending = wait(
                         pending, timeout=min(self.progress_interval, 1.0), return_when=FIRST_EXCEPTION
                     )
-                    for future in sorted(finished, key=lambda f: 0 if f.exception() else 1):
+                    for future in sorted(finished, key=_failures_first):
+                        if isinstance(future.exception(), _Cancelled):
+                            raise AirflowFailException("The listing was stopped (the task is being killed)")
                         slot, collector = future.result()
                         done(slot, collector)
                         progress.user_done()
@@ -581,6 +585,14 @@ class _Progress:
 
     def user_done(self) -> None:
         self.users_done += 1  # only the coordinating thread calls this
+
+
+def _failures_first(future: Future[Any]) -> int:
+    """Sort key: real failures first (their message matters), then cancellations, then results."""
+    exc = future.exception()
+    if exc is None:
+        return 2
+    return 1 if isinstance(exc, _Cancelled) else 0
 
 
 def _for_user(exc: RtcImError, user_id: int) -> Exception:
