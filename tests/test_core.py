@@ -555,3 +555,11 @@ def test_client_rejects_bad_arguments_before_any_request() -> None:
     assert client.stats.snapshot() == {"requests": 0, "retries": 0, "pages": 0}
     with pytest.raises(ValueError, match="max_retries"):
         RtcImClient(credentials=Credentials("a", "b"), endpoint="http://x", max_retries=-1)
+
+
+def test_transport_messages_hide_proxy_credentials() -> None:
+    from airflow_provider_rtcim.core.client import _short
+
+    text = _short("ProxyError('Unable to connect to proxy', http://bob:hunter2-pass@proxy.local:3128/)")
+    assert "hunter2-pass" not in text
+    assert "http://***@proxy.local:3128/" in text

@@ -291,6 +291,31 @@ def test_each_fault_kind_is_retried_and_the_result_is_exact(
     assert all("GetUserConversations" in line and "attempt " in line and "/6" in line for line in retry_lines)
 
 
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=5)
+@pytest.mark.parametrize(
+    ("kind", "code", "status"),
+    [
+        ("429", "FlowLimitExceeded.QPSOverLimit", 429),
+        ("500", "InternalError", 500),
+        ("502", "FailToConnect", 502),
+        ("503", "ServiceUnavailableTemp", 503),
+        ("504", "InternalServiceTimeout", 504),
+        ("reset", "ConnectionError", None),
+        ("truncate", "TruncatedResponse", None),
+        ("error200", "InternalError", 200),
+        ("badjson", "MalformedResponse", 200),
+    ],
+)
+def test_each_fault_kind_is_classified_as_transient(
+    rtcim_connection: Emulator, kind: str, code: str, status: int | None
+) -> None:
+    rtcim_connection.configure(fault_rate=1.0, fault_kinds=[kind])
+    with pytest.raises(RtcImApiError) as info:
+        _hook(max_retries=0).get_user_conversations(rtcim_connection.user_ids[0])
+    assert (info.value.code, info.value.http_status, info.value.retryable) == (code, status, True)
+    assert rtcim_connection.stats["requests"] == 1
+
+
 @pytest.mark.rtcim_emulator(users=1, conversations_per_user=10, max_consecutive_faults=10)
 def test_retries_are_bounded(rtcim_connection: Emulator) -> None:
     emu = rtcim_connection

@@ -22,6 +22,7 @@ import http.client
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -411,6 +412,10 @@ class RtcImClient:
         )
 
 
+_USERINFO = re.compile(r"(://)[^/@\s'\"]+@")
+
+
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
+    """One line, at most ``limit`` characters, any ``user:password@`` in a URL (a proxy's) hidden."""
+    text = _USERINFO.sub(r"\1***@", " ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
