@@ -27,9 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [
-            {"integration-name": HOOK_NAME, "python-modules": ["airflow_provider_rtcim.hooks.rtcim"]}
-        ],
+        "hooks": [{"integration-name": HOOK_NAME, "python-modules": ["airflow_provider_rtcim.hooks.rtcim"]}],
         "operators": [
             {"integration-name": HOOK_NAME, "python-modules": ["airflow_provider_rtcim.operators.rtcim"]}
         ],

@@ -23,7 +23,11 @@ def _open(path: Path):
 
 def main(out_dir: str, emulator_url: str) -> int:
     files = sorted(
-        (p for p in Path(out_dir).rglob("*") if p.is_file() and ".jsonl" in p.name and not p.name.startswith(".")),
+        (
+            p
+            for p in Path(out_dir).rglob("*")
+            if p.is_file() and ".jsonl" in p.name and not p.name.startswith(".")
+        ),
         key=lambda p: p.stat().st_mtime,
     )
     if not files:
