@@ -312,6 +312,24 @@ def test_trigger_run_success_when_count_grows(rtcim_connection):
     assert _sensor().execute_complete({}, event) == {"baseline_count": baseline, "count": baseline + 2}
 
 
+def test_trigger_counts_off_the_event_loop_thread(rtcim_connection):
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    threads: list[int] = []
+
+    class Recording(RtcImConversationCountTrigger):
+        def _count(self, hook):
+            threads.append(threading.get_ident())
+            return super()._count(hook)
+
+    trigger = Recording(
+        participant_user_id=uid, baseline_count=_count(emu, uid) + 1, end_time=time.time() + 30
+    )
+    events = _run_trigger(trigger)  # asyncio.run drives the loop in this (the main) thread
+    assert events[0]["status"] == "success"  # one fewer than the baseline: moved by 1, "any"
+    assert threads and threading.get_ident() not in threads
+
+
 def test_trigger_run_error_event_for_unknown_app(rtcim_connection):
     emu = rtcim_connection
     trigger = _trigger(participant_user_id=emu.user_ids[0], app_id=UNKNOWN_APP_ID)
