@@ -1,0 +1,239 @@
+"""The example DAGs are product: each parses cleanly and runs end to end against the emulator.
+
+Every DAG in ``dags_examples/`` is loaded from its file (as users copy it), run with
+``dag.test()`` against a live emulator over HTTP, and its output is checked against the
+emulator's own data.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagrun_helpers import asset_events, run_dag, task_states, xcom_value
+
+REPO = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = REPO / "dags_examples"
+EXPECTED_DAGS = {
+    "rtcim_sync_conversations",
+    "rtcim_sync_conversations_mapped",
+    "rtcim_wait_then_sync",
+    "rtcim_conversations_report",
+}
+
+
+def _bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER), collect_dags=True)
+
+
+@pytest.fixture(scope="module")
+def bag(airflow_db):
+    return _bag()
+
+
+def _read_rows(path: str) -> list[dict[str, Any]]:
+    local = path.removeprefix("file://")
+    opener = gzip.open if local.endswith(".gz") else open
+    with opener(local, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _truth(emu, user_ids) -> list[tuple[int, int]]:
+    return [(uid, c["ConversationShortId"]) for uid in user_ids for c in emu.conversations(uid)]
+
+
+def test_every_example_parses_without_touching_a_connection_variable_or_the_network(
+    airflow_db, monkeypatch, rtcim_connection
+):
+    """Parse in a DagBag with connection and Variable look-ups made to explode."""
+    from airflow.sdk import BaseHook, Variable
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a DAG file touched a connection or a Variable at parse time")
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(forbidden))
+    monkeypatch.setattr(Variable, "get", staticmethod(forbidden))
+    parsed = _bag()
+    assert parsed.import_errors == {}
+    assert set(parsed.dag_ids) == EXPECTED_DAGS
+    assert rtcim_connection.stats["requests"] == 0
+    for dag_id in parsed.dag_ids:
+        dag = parsed.get_dag(dag_id)
+        assert not dag.catchup, f"{dag_id}: the API has no history, catchup must be off"
+        assert "rtcim" in dag.tags
+
+
+def test_parsing_the_examples_does_not_import_requests():
+    """DAG parsing pays for airflow.sdk only: requests is imported when a task runs."""
+    code = (
+        "import sys, runpy, glob\n"
+        f"for f in sorted(glob.glob({str(DAGS_FOLDER)!r} + '/*.py')): runpy.run_path(f)\n"
+        "print('requests' in sys.modules)\n"
+    )
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_daily_sync_writes_exactly_the_emulators_conversations(
+    airflow_db, rtcim_connection, monkeypatch, tmp_path, bag
+):
+    emu = rtcim_connection
+    users = emu.user_ids
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_USER_IDS", json.dumps(users))
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_OUTPUT_BASE", f"file://{tmp_path}")
+
+    run = run_dag(bag.get_dag("rtcim_sync_conversations"))
+
+    assert task_states(run) == {("sync_user_conversations", -1): "success"}
+    summary = xcom_value(run, "sync_user_conversations")
+    path = summary["path"]
+    # the partition says when it was synced, from run_after (every run has it)
+    assert f"/user_conversations/synced_at={run.run_after.strftime('%Y%m%dT%H%M%SZ')}/" in path
+    rows = _read_rows(path)
+    assert [(r["ParticipantUserId"], r["ConversationShortId"]) for r in rows] == _truth(emu, users)
+    assert summary["count"] == len(rows) and summary["users"] == len(users)
+    from airflow.sdk import Asset
+
+    asset_uri = Asset(name="rtcim_user_conversations", uri="rtcim://user-conversations").uri  # normalized
+    events = [e for e in asset_events(asset_uri) if e["source_run_id"] == run.run_id]
+    assert [e["extra"]["path"] for e in events] == [path]
+    assert events[0]["extra"]["count"] == len(rows)
+    # and the downstream report DAG reads that file (manual run: the path comes from conf)
+    report = run_dag(bag.get_dag("rtcim_conversations_report"), conf={"path": path})
+    assert task_states(report) == {("report", -1): "success"}
+    result = xcom_value(report, "report")
+    assert result["total"] == len(rows)
+    assert result["users"] == len(users)
+    names = {1: "one-to-one", 2: "group", 100: "live group"}
+    expected_types: dict[str, int] = {}
+    for r in rows:
+        expected_types[names[r["ConversationType"]]] = expected_types.get(names[r["ConversationType"]], 0) + 1
+    assert result["by_type"] == expected_types
+
+
+@pytest.mark.rtcim_emulator(users=7, conversations_per_user=30)
+def test_mapped_sync_batches_add_up_to_every_users_conversations(
+    airflow_db, rtcim_connection, monkeypatch, tmp_path, bag
+):
+    emu = rtcim_connection
+    users = emu.user_ids
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_USER_IDS", json.dumps(users))
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_OUTPUT_BASE", f"file://{tmp_path}")
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_BATCH_SIZE", "3")
+    dag = bag.get_dag("rtcim_sync_conversations_mapped")
+    mapped = dag.get_task("sync_batch")
+    # the budget arithmetic: pool slots x per-task max_qps = the account's 100 QPS
+    assert mapped.partial_kwargs["pool"] == "rtcim_api"
+    assert mapped.partial_kwargs["max_qps"] * 4 == pytest.approx(100.0)
+
+    run = run_dag(dag)
+
+    states = task_states(run)
+    assert states[("make_batches", -1)] == "success"
+    assert {k: v for k, v in states.items() if k[0] == "sync_batch"} == {
+        ("sync_batch", 0): "success",
+        ("sync_batch", 1): "success",
+        ("sync_batch", 2): "success",
+    }
+    assert xcom_value(run, "make_batches") == [users[0:3], users[3:6], users[6:7]]
+    total = xcom_value(run, "summarize")
+    got: list[tuple[int, int]] = []
+    for i in range(3):
+        part = xcom_value(run, "sync_batch", map_index=i)
+        assert part["path"].endswith(f"/batch={i:05d}.jsonl.gz")
+        got += [(r["ParticipantUserId"], r["ConversationShortId"]) for r in _read_rows(part["path"])]
+    assert got == _truth(emu, users)
+    assert total["count"] == len(got) and total["users"] == len(users) and total["batches"] == 3
+
+
+def test_wait_then_sync_fires_after_a_conversation_is_added(
+    airflow_db, rtcim_connection, monkeypatch, tmp_path, bag
+):
+    emu = rtcim_connection
+    uid = emu.user_ids[1]
+    start = len(emu.conversations(uid))
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_OUTPUT_BASE", f"file://{tmp_path}")
+    dag = bag.get_dag("rtcim_wait_then_sync")
+    sensor = dag.get_task("wait_for_change")
+    assert sensor.deferrable
+    sensor.poke_interval = 0.3  # the example waits a minute between polls; a test cannot
+    sensor.timeout = 120
+
+    # Add a conversation once the sensor has counted its baseline (its first full listing).
+    pages_for_baseline = max(1, math.ceil(start / 20))
+    stop = threading.Event()
+
+    def add_after_baseline() -> None:
+        while not stop.is_set():
+            if emu.stats["requests"] >= pages_for_baseline:
+                emu.add_conversation(uid, AppId=emu.app_id, InboxType=0, Name="新的会话 🎉")
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=add_after_baseline, daemon=True)
+    watcher.start()
+    try:
+        run = run_dag(dag, conf={"user_id": uid})
+    finally:
+        stop.set()
+        watcher.join(5)
+
+    assert task_states(run) == {
+        ("wait_for_change", -1): "success",
+        ("sync_user", -1): "success",
+        ("report", -1): "success",
+    }
+    result = xcom_value(run, "report")
+    assert result["baseline_count"] == start
+    assert result["count"] == start + 1 and result["delta"] == 1
+    rows = _read_rows(result["path"])
+    assert [r["ConversationShortId"] for r in rows] == [
+        c["ConversationShortId"] for c in emu.conversations(uid)
+    ]
+    assert len(rows) == start + 1 and rows[-1]["Name"] == "新的会话 🎉"
+
+
+def test_connection_form_served_by_the_api_server_lists_rtcim(airflow_db, monkeypatch):
+    """What the connection page asks the API server for: /ui/connections/hook_meta."""
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app()) as client:
+        response = client.get("/ui/connections/hook_meta")
+    assert response.status_code == 200
+    (meta,) = [h for h in response.json() if h["connection_type"] == "rtcim"]
+    assert meta["hook_name"] == "RTC IM (Volcengine)"
+    assert meta["hook_class_name"] == "airflow_provider_rtcim.hooks.rtcim.RtcImHook"
+    std = meta["standard_fields"]
+    assert std["login"]["title"] == "Access Key ID"
+    assert std["password"]["title"] == "Secret Access Key"
+    assert std["host"]["title"] == "Endpoint"
+    assert std["port"]["hidden"] and std["url_schema"]["hidden"]
+    assert std["login"]["placeholder"] == "AKLT..."
+    extra = meta["extra_fields"]
+    assert {
+        "app_id",
+        "region",
+        "session_token",
+        "endpoint_url",
+        "timeout",
+        "max_qps",
+        "proxies",
+        "verify",
+    } <= set(extra)
+    assert extra["app_id"]["schema"]["type"] == ["integer", "null"]
+    assert extra["session_token"]["schema"]["format"] == "password"
+    assert extra["region"]["value"] == "cn-north-1"
