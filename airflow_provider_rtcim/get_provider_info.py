@@ -78,7 +78,7 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Max requests per second",
                         "description": "Client-side rate limit for one hook (API limit: 100 per account). "
                         "Split the account's budget across parallel tasks.",
-                        "schema": {"type": ["number", "null"], "default": 100},
+                        "schema": {"type": ["number", "null"], "default": 95},
                     },
                     "max_retries": {
                         "label": "Max retries",
@@ -112,7 +112,7 @@ def get_provider_info() -> dict[str, Any]:
                         "region": "cn-north-1",
                         "endpoint_url": "http://127.0.0.1:8080",
                         "timeout": "30",
-                        "max_qps": "100",
+                        "max_qps": "95",
                         "max_retries": "5",
                         "proxies": "http://proxy.example.com:3128",
                         "verify": "true",

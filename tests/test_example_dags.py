@@ -134,9 +134,10 @@ def test_mapped_sync_batches_add_up_to_every_users_conversations(
     monkeypatch.setenv("AIRFLOW_VAR_RTCIM_BATCH_SIZE", "3")
     dag = bag.get_dag("rtcim_sync_conversations_mapped")
     mapped = dag.get_task("sync_batch")
-    # the budget arithmetic: pool slots x per-task max_qps = the account's 100 QPS
+    # the budget arithmetic: pool slots x per-task max_qps stays under the account's 100 QPS
     assert mapped.partial_kwargs["pool"] == "rtcim_api"
-    assert mapped.partial_kwargs["max_qps"] * 4 == pytest.approx(100.0)
+    assert mapped.partial_kwargs["max_qps"] == 24
+    assert mapped.partial_kwargs["max_qps"] * 4 <= 100
 
     run = run_dag(dag)
 

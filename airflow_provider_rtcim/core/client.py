@@ -46,7 +46,7 @@ from airflow_provider_rtcim.core.validation import validate_action, validate_ver
 
 DEFAULT_VERSION = "2020-12-01"
 DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_QPS = 100.0
+DEFAULT_MAX_QPS = 95.0  # 5% headroom under the API's 100 QPS for timing jitter
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_POOL_MAXSIZE = 32
 DEFAULT_RETRY_BACKOFF = 0.3
