@@ -260,10 +260,11 @@ def test_sigkill_mid_sync_then_rerun_never_exposes_a_partial_file(tmp_path: Path
     assert summary["path"].endswith(str(target))
     # A killed run cannot clean up after itself. What it leaves must never be mistaken for
     # output: hidden (leading dot) and ending in .tmp, so *.jsonl globs and dot-file-skipping
-    # readers ignore it. (Whether the rerun removes it is reported above, not asserted.)
+    # readers ignore it; the rerun, once it has published, deletes it.
     assert len(temps_after_kill) == 1
-    for name in temps_after_rerun:
-        assert name.startswith(f".{target.name}.") and name.endswith(".tmp"), name
+    name = temps_after_kill[0]
+    assert name.startswith(f".{target.name}.") and name.endswith(".tmp"), name
+    assert temps_after_rerun == []
 
 
 # ---------------------------------------------------------------------------------------

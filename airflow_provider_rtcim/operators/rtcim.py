@@ -146,7 +146,8 @@ class RtcImGetUserConversationsOperator(BaseOperator):
     ``ObjectStoragePath`` URL: ``file://``, ``s3://``, ``gs://``, ``memory://`` ...) rows are
     streamed as JSON Lines (gzip when the name ends in ``.gz``) to a temporary object next
     to the target (``.<name>.<token>.tmp``), which is renamed to the final name only when
-    every user is complete: a failed or retried run leaves no partial file. Rows are in a
+    every user is complete: a failed or retried run leaves no partial file (and a run that
+    publishes deletes the temporary objects of earlier tries that were killed). Rows are in a
     deterministic order (users in input order, each user's rows in API order), so a rerun
     writes the same file. The task then returns a summary
     ``{"path", "count", "users", "pages", "requests", "retries"}``. Memory stays flat: each
@@ -188,7 +189,8 @@ class RtcImGetUserConversationsOperator(BaseOperator):
     :param rtcim_conn_id: the ``rtcim`` connection.
     :param max_workers: users fetched concurrently (default 16; capped to the number of users).
     :param max_qps: client-side request rate cap shared by all workers (None: the
-        connection's ``extra.max_qps`` or the hook's default of 100; 0: no client-side cap).
+        connection's ``extra.max_qps`` or the hook's default of 95, 5% under the API's 100; 0: no
+        client-side cap).
     :param max_pages: cap on pages per user, a guard against a cursor that never ends.
     :param max_xcom_rows: the most rows returned through XCom (default 10,000).
     """
@@ -397,6 +399,7 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         finally:
             if not published:
                 self._remove_quietly(sink, tmp)
+        self._remove_stale_temps(target)
         count = sink.count
         self._log_summary(stats, count, len(users), str(target))
         summary = {"path": str(target), "count": count, "users": len(users), **stats}
@@ -441,6 +444,20 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                 tmp.fs.rm(tmp.path)
         except Exception:
             self.log.warning("Could not remove the temporary output %s", tmp, exc_info=True)
+
+    def _remove_stale_temps(self, target: ObjectStoragePath) -> None:
+        """Delete temporary siblings of ``target`` left by earlier tries that were killed.
+
+        A killed process cannot clean up; its ``.<name>.<token>.tmp`` stays (hidden, so no
+        reader mistakes it for output). Once this run has published, those are garbage.
+        """
+        pattern = f"{target.parent.path.rstrip('/')}/{temp_name_for(target.name, '*')}"
+        try:
+            for stale in target.fs.glob(pattern):
+                target.fs.rm(stale)
+                self.log.info("Removed %s, left behind by an earlier try that was killed", stale)
+        except Exception:
+            self.log.warning("Could not look for stale temporary objects next to %s", target, exc_info=True)
 
     def _attach_asset_event(self, context: Context, summary: dict[str, Any]) -> None:
         if self.asset is None:
