@@ -17,6 +17,10 @@ conversation, the ConversationInfo exactly as the API returned it plus ``Partici
   retried task of the same run writes the same path, atomically, so a retry never doubles rows.
 * The task publishes the ``rtcim_user_conversations`` Asset with ``{"path", "count", "users"}``
   as the event's extra: ``rtcim_conversations_report.py`` is scheduled on it.
+* The account's 100 QPS is shared by every task that calls the API: all the example DAGs run
+  their RTC IM tasks in the pool ``rtcim_api`` (4 slots, 24 QPS a slot; see
+  ``rtcim_sync_conversations_mapped.py``). This task takes all 4 slots and so the whole budget,
+  96 QPS. Create the pool once: ``airflow pools set rtcim_api 4 "RTC IM OpenAPI budget"``.
 * Nothing here touches a connection, a Variable or the network at parse time: the Variables are
   read in templates, when the task runs.
 """
@@ -30,6 +34,9 @@ from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOper
 
 RTCIM_CONVERSATIONS = Asset(name="rtcim_user_conversations", uri="rtcim://user-conversations")
 """The one Asset every sync DAG of this package publishes (same row schema everywhere)."""
+
+POOL = "rtcim_api"  # 4 slots: the account's budget, shared with the other RTC IM DAGs
+QPS_PER_POOL_SLOT = 24.0  # 4 x 24 = 96 of the API's 100 QPS per account
 
 with DAG(
     dag_id="rtcim_sync_conversations",
@@ -58,5 +65,8 @@ with DAG(
         ),
         asset=RTCIM_CONVERSATIONS,
         data_type=1,  # creation order: the stable order for complete listings
-        max_workers=16,  # users fetched concurrently, all under the hook's max_qps
+        max_workers=16,  # users fetched concurrently, all under max_qps
+        pool=POOL,
+        pool_slots=4,  # the whole budget while it runs ...
+        max_qps=4 * QPS_PER_POOL_SLOT,  # ... so its request rate is 4 slots' worth
     )

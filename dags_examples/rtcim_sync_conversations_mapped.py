@@ -10,8 +10,11 @@ Kubernetes). One mapped task per batch of users; every mapped task runs in the A
         = 4 x 24
 
 However many workers the executor brings, at most 4 batch tasks run at once, each at most
-24 requests/s, so the account never goes over 100 QPS. To use more of the budget elsewhere,
-lower ``ACCOUNT_QPS_BUDGET``; to change the parallelism, change ``POOL_SLOTS`` *and* the pool:
+24 requests/s, so the account never goes over 100 QPS. The pool is shared by every RTC IM
+task of the example DAGs, each capped at (its ``pool_slots``) x 24 QPS: the daily sync takes all
+4 slots at 96 QPS, the wait-then-sync tasks one slot each. Whatever runs at once, the sum stays
+within the budget. To leave part of the budget to other clients of the account, lower
+``ACCOUNT_QPS_BUDGET``; to change the parallelism, change ``POOL_SLOTS`` *and* the pool:
 
     airflow pools set rtcim_api 4 "RTC IM OpenAPI: 96 of the account's 100 QPS, 24 QPS per slot"
 

@@ -7,6 +7,8 @@ baseline (the count when the run started, unless ``baseline_count`` is given) by
 summary (``path``, ``count`` ...) to a downstream task through XCom.
 
 Trigger it with ``{"user_id": 1000001}`` as conf, or set the ``rtcim_watch_user_id`` Variable.
+Both tasks run in the ``rtcim_api`` pool (one slot, 24 QPS), which bounds the account's 100 QPS
+across every RTC IM DAG (see ``rtcim_sync_conversations_mapped.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from airflow_provider_rtcim.sensors.rtcim import RtcImConversationCountSensor
 RTCIM_CONVERSATIONS = Asset(name="rtcim_user_conversations", uri="rtcim://user-conversations")
 
 USER_ID = "{{ params.user_id or var.value.get('rtcim_watch_user_id', '') }}"
+POOL = "rtcim_api"
+QPS_PER_POOL_SLOT = 24.0  # 4 slots x 24 = 96 of the API's 100 QPS per account
 
 with DAG(
     dag_id="rtcim_wait_then_sync",
@@ -38,6 +42,7 @@ with DAG(
         direction="any",
         min_delta=1,
         deferrable=True,
+        pool=POOL,  # while it waits deferred it holds no slot; its polls are a few requests a minute
         poke_interval=60,
         timeout=6 * 60 * 60,  # give up (fail, or skip with soft_fail=True) after 6 hours
     )
@@ -51,6 +56,8 @@ with DAG(
             "user={{ params.user_id or var.value.get('rtcim_watch_user_id', '') }}.jsonl.gz"
         ),
         asset=RTCIM_CONVERSATIONS,
+        pool=POOL,
+        max_qps=QPS_PER_POOL_SLOT,
     )
 
     @task

@@ -33,11 +33,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-if [ ! -f "$AIRFLOW_HOME/.db-ready" ]; then
-  echo "demo: creating the Airflow metadata database in .airflow/ (once) ..."
+# Migrate once per Airflow version (a constraints bump re-migrates; otherwise it is skipped).
+airflow_version=$("$BIN/python" -c "import importlib.metadata as m; print(m.version('apache-airflow-core'))")
+if [ "$(cat "$AIRFLOW_HOME/.db-ready" 2>/dev/null)" != "$airflow_version" ]; then
+  echo "demo: preparing the Airflow $airflow_version metadata database in .airflow/ ..."
   "$BIN/airflow" db migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; fail "airflow db migrate"; }
-  touch "$AIRFLOW_HOME/.db-ready"
+  echo "$airflow_version" >"$AIRFLOW_HOME/.db-ready"
 fi
+# The example DAGs run their API tasks in this pool: 4 slots x 24 QPS = 96 of the account's 100.
+"$BIN/airflow" pools set rtcim_api 4 "RTC IM OpenAPI: 96 of the account's 100 QPS, 24 QPS per slot" \
+  >"$work/pool.log" 2>&1 || { cat "$work/pool.log" >&2; fail "airflow pools set rtcim_api"; }
 
 echo "demo: starting the RTC IM emulator ..."
 "$BIN/python" -m airflow_provider_rtcim.emulator --host 127.0.0.1 --port 0 \
@@ -50,7 +55,7 @@ for _ in $(seq 1 100); do
 done
 [ -s "$work/emulator.json" ] || { cat "$work/emulator.log" >&2; fail "the emulator did not start within 10 s"; }
 
-eval "$("$BIN/python" - "$work/emulator.json" <<'PY'
+settings=$("$BIN/python" - "$work/emulator.json" <<'PY'
 import json, shlex, sys
 info = json.load(open(sys.argv[1]))
 conn = {
@@ -64,7 +69,8 @@ print("export AIRFLOW_CONN_RTCIM_DEFAULT=" + shlex.quote(json.dumps(conn)))
 print("export AIRFLOW_VAR_RTCIM_USER_IDS=" + shlex.quote(json.dumps(info["user_ids"])))
 print("EMULATOR_URL=" + shlex.quote(info["url"]))
 PY
-)"
+) || fail "could not read the emulator's ready file $work/emulator.json"
+eval "$settings"
 export AIRFLOW_VAR_RTCIM_OUTPUT_BASE="file://$ROOT/demo-output"
 echo "demo: emulator at $EMULATOR_URL; users $AIRFLOW_VAR_RTCIM_USER_IDS"
 
@@ -74,5 +80,6 @@ if ! "$BIN/airflow" dags test "$DAG_ID" >"$work/dagtest.log" 2>&1; then
   fail "airflow dags test $DAG_ID failed: the DAG run did not succeed (log above)"
 fi
 
-"$BIN/python" "$ROOT/scripts/show_output.py" "$ROOT/demo-output" "$EMULATOR_URL" || fail "could not read the synced output"
+"$BIN/python" "$ROOT/scripts/show_output.py" "$ROOT/demo-output" "$EMULATOR_URL" "$AIRFLOW_VAR_RTCIM_USER_IDS" \
+  || fail "the synced output does not match the emulator's data (see above)"
 echo "demo: done; the emulator is stopped. Output stays in demo-output/ (git-ignored)."

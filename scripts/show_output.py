@@ -1,10 +1,10 @@
 """Print what the demo synced, and check it against the emulator's own data.
 
-Usage: python scripts/show_output.py OUTPUT_DIR EMULATOR_URL
+Usage: python scripts/show_output.py OUTPUT_DIR EMULATOR_URL USER_IDS_JSON
 
 Reads the newest JSON Lines file under OUTPUT_DIR, prints per-user counts and a few rows,
-and fails (exit 1) unless the file holds exactly the emulator's conversations for those users,
-each once.
+and fails (exit 1) unless the file holds exactly the emulator's conversations of every one of
+the synced users (a user with no rows counts), each once, and no other user's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _open(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
-def main(out_dir: str, emulator_url: str) -> int:
+def main(out_dir: str, emulator_url: str, user_ids: list[int]) -> int:
     files = sorted(
         (
             p
@@ -52,8 +52,13 @@ def main(out_dir: str, emulator_url: str) -> int:
     print(f"\nSynced file: {path}  ({path.stat().st_size:,} bytes)")
     print(f"{'user':>12} | {'conversations':>13} | {'emulator has':>12}")
     print("-" * 44)
-    ok = True
-    for user, count in sorted(per_user.items()):
+    ok = set(per_user) <= set(user_ids)
+    if not ok:
+        print(
+            f"rows for users that were not synced: {sorted(set(per_user) - set(user_ids))}", file=sys.stderr
+        )
+    for user in user_ids:
+        count = per_user.get(user, 0)
         with urllib.request.urlopen(f"{emulator_url}/_emulator/users/{user}/conversations") as resp:
             truth = json.load(resp)["ConversationInfos"]
         expected = {c["ConversationShortId"] for c in truth}
@@ -72,4 +77,4 @@ def main(out_dir: str, emulator_url: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(sys.argv[1], sys.argv[2], [int(u) for u in json.loads(sys.argv[3])]))

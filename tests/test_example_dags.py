@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import subprocess
 import sys
@@ -121,6 +120,16 @@ def test_daily_sync_writes_exactly_the_emulators_conversations(
     for r in rows:
         expected_types[names[r["ConversationType"]]] = expected_types.get(names[r["ConversationType"]], 0) + 1
     assert result["by_type"] == expected_types
+    # Scheduled on the Asset, the report reads the path from the triggering event's extra:
+    # feed the task the event the sync really recorded (dag.test() cannot trigger on assets).
+    from types import SimpleNamespace
+
+    report_task = bag.get_dag("rtcim_conversations_report").get_task("report")
+    triggered = report_task.python_callable(
+        triggering_asset_events={asset_uri: [SimpleNamespace(extra=events[0]["extra"])]},
+        params={"path": None},
+    )
+    assert triggered == result
 
 
 @pytest.mark.rtcim_emulator(users=7, conversations_per_user=30)
@@ -173,12 +182,20 @@ def test_wait_then_sync_fires_after_a_conversation_is_added(
     sensor.timeout = 120
 
     # Add a conversation once the sensor has counted its baseline (its first full listing).
-    pages_for_baseline = max(1, math.ceil(start / 20))
+    # How many pages that listing takes: count once the same way, then forget those requests.
+    from airflow_provider_rtcim.hooks.rtcim import RtcImHook
+
+    probe = RtcImHook()
+    assert probe.count_user_conversations(uid) == start
+    pages_for_baseline = probe.stats["pages"]
+    probe.close()
+    emu.reset_stats()
     stop = threading.Event()
 
     def add_after_baseline() -> None:
         while not stop.is_set():
-            if emu.stats["requests"] >= pages_for_baseline:
+            # a 200 is counted once its page was built: the baseline listing is complete
+            if emu.stats["by_status"].get(200, 0) >= pages_for_baseline:
                 emu.add_conversation(uid, AppId=emu.app_id, InboxType=0, Name="新的会话 🎉")
                 return
             time.sleep(0.02)
