@@ -1,0 +1,81 @@
+"""The installed package registers itself with Airflow: provider, hook, connection form."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def test_provider_info_is_consistent_with_the_package():
+    from importlib.metadata import entry_points, version
+
+    from airflow_provider_rtcim import __version__
+    from airflow_provider_rtcim.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-rtcim" == "airflow-provider-rtcim".lower()
+    assert info["versions"][0] == __version__ == version("airflow-provider-rtcim")
+    (ep,) = [
+        e
+        for e in entry_points(group="apache_airflow_provider")
+        if e.value.startswith("airflow_provider_rtcim")
+    ]
+    assert ep.load() is get_provider_info
+    (conn,) = info["connection-types"]
+    from airflow_provider_rtcim.hooks.rtcim import RtcImHook
+
+    assert conn["hook-class-name"] == f"{RtcImHook.__module__}.{RtcImHook.__qualname__}"
+    assert (RtcImHook.conn_type, RtcImHook.default_conn_name, RtcImHook.hook_name) == (
+        "rtcim",
+        "rtcim_default",
+        "RTC IM (Volcengine)",
+    )
+
+
+def test_providers_manager_knows_the_hook_and_its_form():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    pm = ProvidersManager()
+    assert "airflow-provider-rtcim" in pm.providers
+    hook = ProvidersManagerTaskRuntime().hooks["rtcim"]  # what BaseHook.get_hook() resolves
+    assert hook is not None and hook.hook_class_name == "airflow_provider_rtcim.hooks.rtcim.RtcImHook"
+    widgets = pm.connection_form_widgets
+    assert {"extra__rtcim__app_id", "extra__rtcim__region", "extra__rtcim__session_token"} <= set(widgets)
+    assert widgets["extra__rtcim__session_token"].is_sensitive
+    assert not widgets["extra__rtcim__app_id"].is_sensitive
+    behaviour = pm.field_behaviours["rtcim"]
+    assert behaviour["relabeling"] == {
+        "login": "Access Key ID",
+        "password": "Secret Access Key",
+        "host": "Endpoint",
+    }
+    assert set(behaviour["hidden_fields"]) == {"schema", "port"}
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("list", "airflow-provider-rtcim"),
+        ("hooks", "airflow_provider_rtcim.hooks.rtcim.RtcImHook"),
+        ("widgets", "extra__rtcim__app_id"),
+        ("behaviours", "rtcim"),
+    ],
+)
+def test_airflow_providers_cli_shows_it(command, expected, tmp_path):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run(
+        [AIRFLOW, "providers", command, "--output", "plain"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expected in out.stdout
