@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,13 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_rtcim.core.signing import Credentials, sign_request
+from airflow_provider_rtcim.core.signing import (
+    Credentials,
+    compute_signature,
+    format_x_date,
+    sha256_hex,
+    sign_request,
+)
 from airflow_provider_rtcim.emulator import Emulator
 
 QUERY = "/?Action=GetUserConversations&Version=2020-12-01"
@@ -341,6 +348,193 @@ def test_session_token_required(rtcim_emulator: Emulator) -> None:
         assert resp.status_code == 401 and error_of(resp) == "InvalidSecretToken"
     assert call(emu, body).status_code == 200  # emu.credentials carries the token
     assert json.loads(emu.connection_json())["extra"]["session_token"] == "sts-token-abc"
+
+
+def signed_over(emu: Emulator, raw: bytes, send: dict[str, str], sign: tuple[str, ...]) -> dict[str, str]:
+    """``send`` plus an Authorization whose SignedHeaders cover only the ``sign`` names."""
+    to_sign = {k: v for k, v in send.items() if k.lower() in sign}
+    signature, names, scope = compute_signature(
+        secret_access_key=emu.secret_access_key,
+        method="POST",
+        path="/",
+        query=[("Action", "GetUserConversations"), ("Version", "2020-12-01")],
+        headers=to_sign,
+        body_hash=sha256_hex(raw),
+        x_date=send["X-Date"],
+        region=emu.region,
+        service="rtc",
+    )
+    listed = ";".join(sorted(sign))  # may name a header compute_signature leaves out
+    assert set(names.split(";")) <= set(sign)
+    auth = (
+        f"HMAC-SHA256 Credential={emu.access_key_id}/{scope}, SignedHeaders={listed}, Signature={signature}"
+    )
+    return {**send, "Authorization": auth}
+
+
+def full_headers(emu: Emulator, raw: bytes, **extra: str) -> dict[str, str]:
+    return {
+        "Host": emu.url.removeprefix("http://"),
+        "Content-Type": "application/json",
+        "X-Date": format_x_date(),
+        "X-Content-Sha256": sha256_hex(raw),
+        **extra,
+    }
+
+
+def message_of(resp: requests.Response) -> str:
+    return resp.json()["ResponseMetadata"]["Error"]["Message"]
+
+
+def test_signed_headers_must_cover_every_signable_header(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    url = emu.url + QUERY
+    raw = json.dumps(body_for(emu, emu.user_ids[0])).encode()
+    send = full_headers(emu, raw)
+    everything = ("content-type", "host", "x-content-sha256", "x-date")
+    # the control: the same helper, signing every signable header, is accepted
+    ok = requests.post(url, data=raw, headers=signed_over(emu, raw, send, everything), timeout=10)
+    assert ok.status_code == 200, ok.text
+    # a valid signature over x-date alone: Host, Content-Type and X-Content-Sha256 unsigned
+    resp = requests.post(url, data=raw, headers=signed_over(emu, raw, send, ("x-date",)), timeout=10)
+    assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch"
+    assert "content-type, host, x-content-sha256" in message_of(resp)
+    # each one left out on its own is named
+    for left_out in everything:
+        sign = tuple(n for n in everything if n != left_out)
+        resp = requests.post(url, data=raw, headers=signed_over(emu, raw, send, sign), timeout=10)
+        assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch", left_out
+        assert f"not in SignedHeaders: {left_out}" in message_of(resp)
+    # an extra X-* header sent but not signed
+    signed = sign_request(
+        emu.credentials, method="POST", url=url, headers={"Content-Type": "application/json"}, body=raw
+    )
+    resp = requests.post(url, data=raw, headers={**signed, "X-Foo": "bar"}, timeout=10)
+    assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch"
+    assert "not in SignedHeaders: x-foo" in message_of(resp)
+    # a header named in SignedHeaders but not sent
+    signed = sign_request(
+        emu.credentials,
+        method="POST",
+        url=url,
+        headers={"Content-Type": "application/json", "X-Foo": "bar"},
+        body=raw,
+    )
+    del signed["X-Foo"]
+    resp = requests.post(url, data=raw, headers=signed, timeout=10)
+    assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch"
+    assert "not in the request: x-foo" in message_of(resp)
+    # a header that is never signed, named in SignedHeaders
+    resp = requests.post(
+        url,
+        data=raw,
+        headers=signed_over(emu, raw, {**send, "User-Agent": "x"}, (*everything, "user-agent")),
+        timeout=10,
+    )
+    assert resp.status_code == 401 and "never signed: user-agent" in message_of(resp)
+    stats = emu.stats
+    assert stats["by_status"][200] == 1 and stats["by_code"]["SignatureDoesNotMatch"] == 8
+
+
+def test_x_content_sha256_must_match_the_body_and_be_signed(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    url = emu.url + QUERY
+    raw = json.dumps(body_for(emu, emu.user_ids[0])).encode()
+    # correctly signed, but the hash is of other bytes
+    send = full_headers(emu, raw, **{"X-Content-Sha256": sha256_hex(b"other")})
+    resp = requests.post(
+        url,
+        data=raw,
+        headers=signed_over(emu, raw, send, ("content-type", "host", "x-content-sha256", "x-date")),
+        timeout=10,
+    )
+    assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch"
+    assert "X-Content-Sha256 does not match" in message_of(resp)
+    # the right hash, but left out of SignedHeaders
+    send = full_headers(emu, raw)
+    resp = requests.post(
+        url, data=raw, headers=signed_over(emu, raw, send, ("content-type", "host", "x-date")), timeout=10
+    )
+    assert resp.status_code == 401 and "not in SignedHeaders: x-content-sha256" in message_of(resp)
+
+
+@pytest.mark.rtcim_emulator(session_token="sts-token-abc")
+def test_session_token_must_be_signed(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    url = emu.url + QUERY
+    raw = json.dumps(body_for(emu, emu.user_ids[0])).encode()
+    send = full_headers(emu, raw, **{"X-Security-Token": "sts-token-abc"})
+    sign = ("content-type", "host", "x-content-sha256", "x-date")
+    resp = requests.post(url, data=raw, headers=signed_over(emu, raw, send, sign), timeout=10)
+    assert resp.status_code == 401 and error_of(resp) == "SignatureDoesNotMatch"
+    assert "not in SignedHeaders: x-security-token" in message_of(resp)
+    ok = signed_over(emu, raw, send, (*sign, "x-security-token"))
+    assert requests.post(url, data=raw, headers=ok, timeout=10).status_code == 200
+
+
+def test_repeated_signed_header_is_rejected(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    url = emu.url + QUERY
+    raw = json.dumps(body_for(emu, emu.user_ids[0])).encode()
+    signed = sign_request(
+        emu.credentials,
+        method="POST",
+        url=url,
+        headers={"Content-Type": "application/json", "X-Foo": "a"},
+        body=raw,
+    )
+    lines = [f"POST {QUERY} HTTP/1.1", *(f"{k}: {v}" for k, v in signed.items())]
+    lines += ["X-Foo: b", f"Content-Length: {len(raw)}", "Connection: close", "", ""]
+    host, port = emu.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode() + raw)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401")
+    error = json.loads(payload)["ResponseMetadata"]["Error"]
+    assert error["Code"] == "SignatureDoesNotMatch" and "more than once: x-foo" in error["Message"]
+
+
+def test_extra_unsignable_headers_are_fine(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    extra = {"User-Agent": "custom-agent/1.0", "Accept-Encoding": "identity", "Connection": "close"}
+    resp = call(emu, body_for(emu, emu.user_ids[0]), headers=extra)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["Result"]["ConversationInfos"]
+    assert "user-agent" not in resp.request.headers.get("Authorization", "x")
+    assert resp.request.headers["User-Agent"] == "custom-agent/1.0"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, pytest.param("sts-token-abc", marks=pytest.mark.rtcim_emulator(session_token="sts-token-abc"))],
+)
+def test_official_sdk_signed_request_is_accepted(rtcim_emulator: Emulator, token: str | None) -> None:
+    signer = pytest.importorskip("volcengine.auth.SignerV4").SignerV4
+    from volcengine.base.Request import Request as VolcRequest
+    from volcengine.Credentials import Credentials as VolcCredentials
+
+    emu = rtcim_emulator
+    host = emu.url.removeprefix("http://")
+    # as volcengine.base.Service.json builds, signs and sends a request
+    req = VolcRequest()
+    req.set_schema("http")
+    req.set_method("POST")
+    req.set_host(host)
+    req.set_path("/")
+    req.set_query({"Action": "GetUserConversations", "Version": "2020-12-01"})
+    req.set_headers({"Host": host, "User-Agent": "volc-sdk-python/test", "Content-Type": "application/json"})
+    req.set_body(json.dumps(body_for(emu, emu.user_ids[0])))
+    signer.sign(
+        req, VolcCredentials(emu.access_key_id, emu.secret_access_key, "rtc", emu.region, token or "")
+    )
+    assert "SignedHeaders=content-type;host;x-content-sha256;x-date" in req.headers["Authorization"]
+    assert ("x-security-token" in req.headers["Authorization"]) == bool(token)
+    resp = requests.post(req.build(), headers=req.headers, data=req.body, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["Result"]["ConversationInfos"]
 
 
 def test_clock_skew_gives_invalid_timestamp(rtcim_emulator: Emulator) -> None:

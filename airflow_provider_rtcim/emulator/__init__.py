@@ -1,9 +1,10 @@
 """A local emulator of the Volcengine RTC IM ``GetUserConversations`` OpenAPI (think ``moto``).
 
-Standard library only: a threaded HTTP/1.1 server that verifies V4 signatures exactly as
-the gateway does, serves a deterministic data set with opaque cursors, and can inject
-the failures a real client must survive (QPS limit, 5xx, resets, truncated bodies,
-errors inside a 200, non-JSON bodies, pagination anomalies, reordering, clock skew).
+Standard library only: a threaded HTTP/1.1 server that verifies V4 signatures as a strict
+gateway does (every signable header must be signed), serves a deterministic data set with
+opaque cursors, and can inject the failures a real client must survive (QPS limit, 5xx,
+resets, truncated bodies, errors inside a 200, non-JSON bodies, pagination anomalies,
+reordering, clock skew).
 
 Python::
 
@@ -50,6 +51,13 @@ Behaviour worth knowing:
   ``SignatureDoesNotMatch``, ``InvalidSecretToken`` (with ``session_token`` set); 400
   ``InvalidTimestamp`` when X-Date is more than 900 s from the server clock
   (``time.time() + clock_offset``).
+- What must be signed (a strict gateway's rule): ``SignedHeaders`` must list ``host``,
+  ``x-date`` and every signable header the request carries (``Content-Type``,
+  ``Content-Md5``, ``Host`` and every ``X-*``, so ``X-Content-Sha256`` and
+  ``X-Security-Token`` too), each sent once; it must not list a header that is absent or
+  never signed (``User-Agent``, ``Accept-Encoding``, ``Connection``, ... are simply
+  ignored). ``X-Content-Sha256``, when sent, must be the SHA-256 of the body bytes.
+  Anything else is 401 ``SignatureDoesNotMatch`` with a message naming the header(s).
 - GetUserConversations: DataType 0 (ModifyTime desc), 1 (CreateTime asc, ties by id),
   2 (live groups, type 100, created by the user, CreateTime desc); InboxType filters;
   SkipMemberCount drops MemberCount; Limit 1..20. Cursors are opaque positive int64s

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 from airflow_provider_rtcim.core.signing import (
     Credentials,
     compute_signature,
+    is_signed_header,
     parse_authorization,
     parse_x_date,
     sha256_hex,
@@ -643,12 +644,7 @@ class Emulator:
         sent_hash = headers.get("X-Content-Sha256")
         if sent_hash is not None and sent_hash != body_hash:
             raise _ApiError(401, "SignatureDoesNotMatch", "X-Content-Sha256 does not match the request body")
-        signed: dict[str, str] = {}
-        for name in parsed.signed_headers:
-            value = headers.get(name)
-            if value is None:
-                raise _ApiError(401, "SignatureDoesNotMatch", f"signed header {name!r} is not in the request")
-            signed[name] = value
+        signed = self._signed_headers(parsed.signed_headers, headers)
         signature, names, _scope = compute_signature(
             secret_access_key=self._secret_access_key,
             method=method,
@@ -670,6 +666,41 @@ class Emulator:
                 "SignatureDoesNotMatch",
                 "the request signature we calculated does not match the signature you provided",
             )
+
+    @staticmethod
+    def _signed_headers(listed: tuple[str, ...], headers: Any) -> dict[str, str]:
+        """The headers to verify, after checking that SignedHeaders covers the request.
+
+        Like a strict gateway: SignedHeaders must name ``host`` and ``x-date`` and every
+        signable header the request carries (``Content-Type``, ``Content-Md5``, ``Host``,
+        every ``X-*``), each exactly once in the request; it must not name a header that
+        is absent or not signable. Anything else is 401 ``SignatureDoesNotMatch``.
+        """
+        present: dict[str, int] = {}
+        for name in headers:  # every field, repeats included (email.message.Message)
+            if is_signed_header(name):
+                present[name.lower()] = present.get(name.lower(), 0) + 1
+        listed_set = set(listed)
+        problems: list[str] = []
+        required = sorted(({"host", "x-date"} | set(present)) - listed_set)
+        if required:
+            problems.append("headers not in SignedHeaders: " + ", ".join(required))
+        absent = sorted(n for n in listed_set if n not in present and is_signed_header(n))
+        if absent:
+            problems.append("SignedHeaders names headers not in the request: " + ", ".join(absent))
+        unsignable = sorted(n for n in listed_set if not is_signed_header(n))
+        if unsignable:
+            problems.append(
+                "SignedHeaders names headers that are never signed: "
+                + ", ".join(unsignable)
+                + " (signed: content-type, content-md5, host, x-*)"
+            )
+        repeated = sorted(n for n, count in present.items() if count > 1)
+        if repeated:
+            problems.append("signed headers sent more than once: " + ", ".join(repeated))
+        if problems:
+            raise _ApiError(401, "SignatureDoesNotMatch", "; ".join(problems))
+        return {name: headers.get(name) for name in listed}
 
     def _admit(self) -> bool:
         limit = self.qps_limit
