@@ -6,6 +6,7 @@ right), the rate limiter an injected clock. The HTTP behaviour is tested in test
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from airflow_provider_rtcim.core.client import (
     parse_retry_after,
 )
 from airflow_provider_rtcim.core.errors import RtcImError, hint_for, is_retryable
-from airflow_provider_rtcim.core.pagination import iter_items, iter_pages
+from airflow_provider_rtcim.core.pagination import iter_items, iter_pages, page_problem
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials
 
@@ -147,6 +148,37 @@ def test_parse_proxies_and_verify() -> None:
         v.parse_verify(3)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "bob:hunter2-pass@proxy.local:3128",  # no scheme: rejected, its password not echoed
+        "http://bob:hunter2-pass@",  # no host
+        {"https": "http://bob:hunter2-pass@"},
+        {"http": ["http://bob:hunter2-pass@proxy.local:3128"]},
+    ],
+)
+def test_parse_proxies_errors_hide_credentials(bad: Any) -> None:
+    with pytest.raises(ValueError, match="proxies") as info:
+        v.parse_proxies(bad, "extra.proxies")
+    assert "hunter2-pass" not in str(info.value)
+    assert "bob" not in str(info.value)
+
+
+def test_url_redaction_helpers() -> None:
+    assert v.redact_url("http://bob:pw@proxy:3128/x") == "http://***@proxy:3128/x"
+    assert v.redact_url("bob:pw@proxy:3128") == "***@proxy:3128"
+    assert v.redact_url("http://proxy:3128") == "http://proxy:3128"
+    assert v.redact_userinfo("to http://a:b@h:1/ and https://c:d@e") == "to http://***@h:1/ and https://***@e"
+    assert v.url_passwords("http://bob:p%40ss@proxy:3128") == ["p%40ss", "p@ss"]
+    assert v.url_passwords("bob:pw@proxy:3128") == ["pw"]
+    assert v.url_passwords("http://bob@proxy:3128") == []
+    assert v.url_passwords("http://proxy:3128") == []
+    assert v.url_passwords(None) == []
+    with pytest.raises(ValueError, match="host") as info:
+        v.resolve_endpoint("ftp://bob:hunter2-pass@h")
+    assert "hunter2-pass" not in str(info.value)
+
+
 def test_numbers() -> None:
     assert v.to_positive_float("2.5", "timeout") == 2.5
     for bad in [0, -1, "abc", True, None, float("inf"), float("nan")]:
@@ -228,6 +260,34 @@ def test_rate_limiter_acquire_sleeps_for_the_slot_and_keeps_no_burst_credit() ->
     now[0] = 100.0  # long idle: no credit builds up
     assert limiter.acquire() == 0.0
     assert limiter.acquire() == pytest.approx(0.1)
+
+
+def test_rate_limiter_pause_until_holds_every_later_slot() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    limiter = RateLimiter(10, clock=lambda: now[0], sleep=slept.append)
+    assert limiter.acquire() == 0.0  # slot 0.0; next free 0.1
+    limiter.pause_until(2.0)  # a 429 at t=0 with a 2 s wait
+    assert limiter.reserve() == pytest.approx(2.0)  # another thread: held to the deadline
+    assert limiter.reserve() == pytest.approx(2.1)  # and spaced after it
+    limiter.pause_until(1.0)  # an earlier deadline never pulls slots forward
+    assert limiter.reserve() == pytest.approx(2.2)
+    now[0] = 5.0
+    assert limiter.acquire() == 0.0  # the pause is over; no burst credit from it
+    limiter.pause(0.5)  # relative form, on the limiter's clock
+    assert limiter.acquire() == pytest.approx(0.5)
+    assert slept == [pytest.approx(0.5)]
+
+
+def test_rate_limiter_pause_works_with_limiting_disabled() -> None:
+    now = [10.0]
+    limiter = RateLimiter(None, clock=lambda: now[0], sleep=lambda s: None)
+    assert limiter.reserve() == 0.0
+    limiter.pause_until(13.0)
+    assert limiter.reserve() == pytest.approx(3.0)
+    assert limiter.reserve() == pytest.approx(3.0)  # no spacing when disabled, but the pause holds
+    now[0] = 13.5
+    assert limiter.reserve() == 0.0
 
 
 @pytest.mark.parametrize("max_qps", [None, 0])
@@ -369,9 +429,32 @@ def test_malformed_pages_raise() -> None:
     with pytest.raises(RtcImError, match="HasMore"):
         list(iter_items(FakePages({0: {"ConversationInfos": [], "HasMore": "yes"}})))
     with pytest.raises(RtcImError, match="without an integer ConversationShortId"):
-        list(iter_items(FakePages({0: {"ConversationInfos": [{"ConversationShortId": "7"}]}})))
+        list(
+            iter_items(
+                FakePages({0: {"ConversationInfos": [{"ConversationShortId": "7"}], "HasMore": False}})
+            )
+        )
     with pytest.raises(RtcImError, match="not an object"):
         list(iter_pages(lambda c: [], max_pages=3))  # type: ignore[arg-type,return-value]
+
+
+@pytest.mark.parametrize("has_more", ["missing", None, "false", 0, 1])
+def test_a_page_without_a_bool_has_more_never_ends_the_listing_silently(has_more: Any) -> None:
+    last = {"ConversationInfos": [{"ConversationShortId": 2}], "NextCursor": 9}
+    if has_more != "missing":
+        last["HasMore"] = has_more
+    fake = FakePages({0: _page([1], True, 5), 5: last})
+    seen: list[int] = []
+    with pytest.raises(RtcImError, match="HasMore") as info:
+        for item in iter_items(fake):
+            seen.append(item["ConversationShortId"])
+    assert info.value.code == "MalformedResponse"
+    assert info.value.retryable
+    assert "cursor 5" in str(info.value)
+    assert seen == [1]  # page 2's items are not handed out as if the listing were complete
+    assert page_problem(last) is not None
+    assert page_problem(_page([1], False)) is None
+    assert page_problem({"HasMore": True}) is None
 
 
 def test_error_class_is_used() -> None:
@@ -461,18 +544,38 @@ def test_read_actions(action: str, read: bool) -> None:
     assert is_read_action(action) is read
 
 
-def test_backoff_is_full_jitter_capped_and_honours_retry_after() -> None:
+def test_backoff_is_jittered_exponential_capped_and_honours_retry_after() -> None:
     top = lambda lo, hi: hi  # noqa: E731 - the jitter's upper bound
     assert backoff_delay(1, base=0.3, cap=20, rand=top) == pytest.approx(0.3)
     assert backoff_delay(3, base=0.3, cap=20, rand=top) == pytest.approx(1.2)
     assert backoff_delay(30, base=0.3, cap=20, rand=top) == 20
-    assert backoff_delay(1, base=0.3, cap=20, rand=lambda lo, hi: lo) == 0.0
     assert backoff_delay(1, base=0.3, cap=20, retry_after=2.0, rand=top) == 2.0
-    assert backoff_delay(1, base=0.3, cap=1.5, retry_after=60.0, rand=top) == 1.5
     assert backoff_delay(2, base=0.0, cap=20, rand=top) == 0.0
+    # Retry-After has its own cap, not retry_backoff_max
+    assert backoff_delay(1, base=0.3, cap=1.5, retry_after=60.0, rand=top) == 60.0
+    assert backoff_delay(1, base=0.3, cap=1.5, retry_after=600.0, retry_after_max=120.0, rand=top) == 120.0
+    assert backoff_delay(1, base=0.3, cap=1.5, retry_after=0.0, rand=top) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 30])
+def test_backoff_never_below_the_base(attempt: int) -> None:
+    # Full jitter alone can draw ~0 s; the official SDK waits at least 300 ms.
+    bottom = lambda lo, hi: lo  # noqa: E731 - the jitter's lower bound
+    assert backoff_delay(attempt, base=0.3, cap=20, rand=bottom) >= 0.3
+    for _ in range(200):
+        assert 0.3 <= backoff_delay(attempt, base=0.3, cap=20) <= 20
+    assert backoff_delay(attempt, base=0.3, cap=0.1, rand=bottom) == pytest.approx(0.1)  # cap wins
+
+
+def test_parse_retry_after_seconds_and_http_date() -> None:
+    now = lambda: dt.datetime(2015, 10, 21, 7, 27, 30, tzinfo=dt.timezone.utc)  # noqa: E731
     assert parse_retry_after("3") == 3.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
-    assert parse_retry_after(None) is None
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == pytest.approx(30.0)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now=now) == 0.0  # in the past
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000", now=now) == pytest.approx(30.0)
+    for bad in [None, "", "-1", "soon", "nan", "inf", "Wed, 99 Foo 2015"]:
+        assert parse_retry_after(bad, now=now) is None, bad
 
 
 def test_encode_body_is_compact_utf8_and_exact_for_int64() -> None:
@@ -528,6 +631,21 @@ def test_classification_keeps_request_id_and_retry_after() -> None:
     assert out.retry_after == 2.0
 
 
+def test_check_marks_a_result_malformed_and_retryable() -> None:
+    content = json.dumps(
+        {"ResponseMetadata": {"RequestId": "rid-9"}, "Result": {"ConversationInfos": []}}
+    ).encode()
+    try:
+        _client()._parse("GetX", 200, {}, content, can_retry=True, check=page_problem)
+    except _Failure as failure:
+        assert failure.error.code == "MalformedResponse"
+        assert failure.error.retryable
+        assert failure.error.request_id == "rid-9"
+        assert "HasMore is missing" in str(failure.error)
+    else:
+        pytest.fail("a page without HasMore was accepted")
+
+
 def test_write_without_result_is_success() -> None:
     assert _client()._parse("SendX", 200, {}, b'{"ResponseMetadata":{}}', can_retry=False) == {}
 
@@ -555,6 +673,36 @@ def test_client_rejects_bad_arguments_before_any_request() -> None:
     assert client.stats.snapshot() == {"requests": 0, "retries": 0, "pages": 0}
     with pytest.raises(ValueError, match="max_retries"):
         RtcImClient(credentials=Credentials("a", "b"), endpoint="http://x", max_retries=-1)
+
+
+def test_every_transport_failure_hides_proxy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A generic RequestException (not a timeout / connection / TLS error) goes through the
+    # same redaction as the others. What raises it is mocked: nothing on loopback does.
+    import requests
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        raise requests.exceptions.RequestException(
+            "Cannot use proxy http://bob:hunter2-pass@proxy.local:3128/ for this request"
+        )
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    client = RtcImClient(
+        credentials=Credentials("AK", "SK"),
+        endpoint="http://127.0.0.1:9",
+        proxies={"http": "http://bob:hunter2-pass@proxy.local:3128"},
+        max_qps=None,
+    )
+    with pytest.raises(RtcImError) as info:
+        client.call("GetX", {}, retry=False)
+    assert info.value.code == "ConnectionError"
+    assert "hunter2-pass" not in str(info.value)
+    assert "http://***@proxy.local:3128/" in str(info.value)
+
+
+def test_endpoint_credentials_never_shown() -> None:
+    client = RtcImClient(credentials=Credentials("AK", "SK"), endpoint="http://bob:hunter2-pass@127.0.0.1:9")
+    assert "hunter2-pass" not in repr(client)
+    assert client.endpoint_for_display == "http://***@127.0.0.1:9"
 
 
 def test_transport_messages_hide_proxy_credentials() -> None:

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -151,6 +153,91 @@ def test_empty_and_repeated_pages_still_give_the_exact_listing(
     emu.configure(anomalies={uid: anomaly})
     got = list(_hook().iter_user_conversations(uid, page_size=10))
     assert got == emu.conversations(uid)
+
+
+class _Scripted:
+    """A loopback HTTP server answering with scripted JSON bodies, one per request (the last
+    repeats): for responses the emulator cannot produce, such as a page without HasMore."""
+
+    def __init__(self, bodies: list[dict[str, Any]]) -> None:
+        self.bodies = list(bodies)
+        self.requests: list[dict[str, Any]] = []
+        script = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                script.requests.append(sent)
+                index = min(len(script.requests), len(script.bodies)) - 1
+                data = json.dumps(script.bodies[index]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    servers: list[_Scripted] = []
+
+    def start(*bodies: dict[str, Any]) -> _Scripted:
+        server = _Scripted(list(bodies))
+        servers.append(server)
+        conn = {"conn_type": "rtcim", "login": "ak", "password": "sk", "host": server.url}
+        conn["extra"] = {"app_id": 7, "endpoint_url": server.url, "max_qps": 0}
+        monkeypatch.setenv("AIRFLOW_CONN_RTCIM_DEFAULT", json.dumps(conn))
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _result(ids: list[int], **fields: Any) -> dict[str, Any]:
+    infos = [{"ConversationShortId": i} for i in ids]
+    return {"ResponseMetadata": {"RequestId": "r"}, "Result": {"ConversationInfos": infos, **fields}}
+
+
+def test_a_page_without_has_more_is_retried_not_taken_as_the_end(scripted: Any) -> None:
+    server = scripted(
+        _result([1, 2], HasMore=True, NextCursor=2),
+        _result([3], NextCursor=3),  # no HasMore: malformed, fetched again
+        _result([3, 4], HasMore=False, NextCursor=4),
+    )
+    hook = _hook()
+    assert _ids(list(hook.iter_user_conversations(10001))) == [1, 2, 3, 4]
+    assert [r["Cursor"] for r in server.requests] == [0, 2, 2]
+    assert hook.stats == {"requests": 3, "retries": 1, "pages": 2}
+
+
+@pytest.mark.parametrize("has_more", [None, "false", 0])
+def test_a_page_without_a_bool_has_more_fails_after_the_retries(scripted: Any, has_more: Any) -> None:
+    fields = {} if has_more is None else {"HasMore": has_more}
+    server = scripted(_result([1, 2], HasMore=True, NextCursor=2), _result([3], NextCursor=3, **fields))
+    hook = _hook(max_retries=2)
+    got: list[int] = []
+    with pytest.raises(RtcImApiError) as info:
+        for item in hook.iter_user_conversations(10001):
+            got.append(item["ConversationShortId"])
+    assert info.value.code == "MalformedResponse"
+    assert "HasMore" in str(info.value)
+    assert "gave up after 3 attempts" in str(info.value)
+    assert got == [1, 2]  # never a silently short listing
+    assert len(server.requests) == 4
+    with pytest.raises(RtcImApiError, match="HasMore"):  # one page fetched alone: the same
+        hook.get_user_conversations(10001, cursor=2)
 
 
 @pytest.mark.rtcim_emulator(users=1, conversations_per_user=100)
@@ -341,22 +428,111 @@ def test_retry_false_sends_once(rtcim_connection: Emulator) -> None:
     assert emu.stats["requests"] == 1
 
 
-@pytest.mark.rtcim_emulator(qps_limit=1)
-def test_a_write_action_is_not_retried(rtcim_connection: Emulator) -> None:
-    emu = rtcim_connection
-    hook = _hook(max_qps=0)
-    body = {"AppId": emu.app_id, "ParticipantUserId": emu.user_ids[0], "Cursor": 0, "Limit": 5}
-    hook.call("GetUserConversations", body)  # uses the one slot of this second
+def test_a_write_action_is_not_retried(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A transient failure on every attempt, with no timing involved: the endpoint refuses
+    # connections. (The emulator's injected faults only hit GetUserConversations, and its
+    # QPS limit would make this depend on two calls landing in the same second.)
+    url = f"http://127.0.0.1:{_free_port()}"
+    _set_conn(monkeypatch, rtcim_emulator, host=url, endpoint_url=url)
+    hook = _hook(max_retries=2)
     with pytest.raises(RtcImApiError) as info:
-        hook.call("CreateConversation", {"AppId": emu.app_id})
-    assert info.value.code == "FlowLimitExceeded.QPSOverLimit"
+        hook.call("CreateConversation", {"AppId": rtcim_emulator.app_id})
+    assert info.value.code == "ConnectionError"
     assert info.value.retryable  # transient, yet not retried: a write could act twice
-    assert emu.stats["requests"] == 2
-    assert hook.stats["retries"] == 0
+    assert hook.stats == {"requests": 1, "retries": 0, "pages": 0}
     # ... unless the caller says the action is safe to repeat
     with pytest.raises(RtcImApiError):
-        hook.call("CreateConversation", {"AppId": emu.app_id}, retry=True)
-    assert hook.stats["retries"] > 0
+        hook.call("CreateConversation", {"AppId": rtcim_emulator.app_id}, retry=True)
+    assert hook.stats == {"requests": 4, "retries": 2, "pages": 0}
+
+
+class _Recorder:
+    """An injected sleep: records each wait (and the thread) instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, seconds: float) -> None:
+        with self._lock:
+            self.calls.append((threading.current_thread().name, seconds))
+
+    def waits(self, thread: str | None = None) -> list[float]:
+        with self._lock:
+            return [s for t, s in self.calls if thread is None or t == thread]
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=5)
+def test_retry_after_is_honoured_beyond_the_backoff_cap(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    emu.configure(fault_rate=1.0, fault_kinds=["429"], retry_after=3, max_consecutive_faults=1)
+    sleep = _Recorder()
+    hook = _hook(sleep=sleep)  # backoff capped at 0.01 s; Retry-After has its own cap (120 s)
+    page = hook.get_user_conversations(emu.user_ids[0])
+    assert len(page["ConversationInfos"]) == 5
+    assert emu.stats["by_status"][429] == 1
+    assert hook.stats["retries"] == 1
+    assert sleep.waits()[0] >= 3.0  # the backoff before the retry: at least Retry-After
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=5)
+def test_retry_after_max_caps_the_servers_wait(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    emu.configure(fault_rate=1.0, fault_kinds=["429"], retry_after=3600, max_consecutive_faults=1)
+    sleep = _Recorder()
+    hook = _hook(sleep=sleep, retry_after_max=2)
+    hook.get_user_conversations(emu.user_ids[0])
+    assert sleep.waits()[0] == pytest.approx(2.0)
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=5)
+def test_a_429_makes_every_thread_of_the_hook_back_off(rtcim_connection: Emulator) -> None:
+    # The API's limit is per account: when one thread is throttled, the others must not
+    # keep sending. The sleep is injected, so the test waits for nothing: the 30 s pause
+    # shows in what the other thread is told to wait.
+    emu = rtcim_connection
+    emu.configure(fault_rate=1.0, fault_kinds=["429"], retry_after=30, max_consecutive_faults=1)
+    sleep = _Recorder()
+    hook = _hook(sleep=sleep)
+    uid = emu.user_ids[0]
+    hook.get_user_conversations(uid)  # this thread: 429, Retry-After 30, retried
+    assert sleep.waits()[0] >= 30.0
+    emu.configure(fault_rate=0.0)
+    other = threading.Thread(target=hook.get_user_conversations, args=(uid,), name="other-task")
+    other.start()
+    other.join()
+    waits = sleep.waits("other-task")
+    assert len(waits) == 1
+    assert waits[0] > 20.0  # held by the rate limiter until the 429's deadline
+    assert emu.stats["by_status"][429] == 1
+
+
+def test_verify_from_the_connection_wins_over_ca_bundle_env(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override session.verify; what the
+    # transport receives is recorded (and the request still sent) to see which one won.
+    import requests
+
+    env_bundle = tmp_path / "env-ca.pem"
+    env_bundle.write_text("not used\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(env_bundle))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(env_bundle))
+    seen: list[Any] = []
+    real_send = requests.adapters.HTTPAdapter.send
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("verify"))
+        return real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    uid = rtcim_emulator.user_ids[0]
+    for verify, expected in [(False, False), ("/etc/my-company-ca.pem", "/etc/my-company-ca.pem")]:
+        seen.clear()
+        _set_conn(monkeypatch, rtcim_emulator, verify=verify)
+        hook = _hook()
+        hook.get_user_conversations(uid, limit=1)
+        assert seen == [expected]
 
 
 def test_unreachable_endpoint_is_retried_then_a_connection_error(
@@ -404,8 +580,9 @@ def _hammer(hook: RtcImHook, emu: Emulator, threads: int, per_thread: int) -> li
     return errors
 
 
-@pytest.mark.rtcim_emulator(qps_limit=25)
+@pytest.mark.rtcim_emulator(qps_limit=40)
 def test_one_hook_shared_by_8_threads_stays_under_the_limit(rtcim_connection: Emulator) -> None:
+    # Twice the headroom (20 vs 40): scheduling jitter on a busy machine cannot draw a 429.
     emu = rtcim_connection
     hook = _hook(max_qps=20, max_retries=0, pool_maxsize=8)
     assert _hammer(hook, emu, threads=8, per_thread=8) == []
@@ -414,11 +591,11 @@ def test_one_hook_shared_by_8_threads_stays_under_the_limit(rtcim_connection: Em
     assert hook.stats["requests"] == 64
 
 
-@pytest.mark.rtcim_emulator(qps_limit=25)
+@pytest.mark.rtcim_emulator(qps_limit=40)
 def test_without_the_limiter_the_emulator_throttles(rtcim_connection: Emulator) -> None:
-    # The control for the test above: the same load unthrottled draws 429s.
+    # The control for the test above: the same emulator, unthrottled load, draws 429s.
     hook = _hook(max_qps=0, max_retries=0, pool_maxsize=8)
-    errors = _hammer(hook, rtcim_connection, threads=8, per_thread=8)
+    errors = _hammer(hook, rtcim_connection, threads=8, per_thread=12)
     assert rtcim_connection.stats["throttled"] > 0
     assert errors and all(e.code == "FlowLimitExceeded.QPSOverLimit" for e in errors)
 
@@ -457,7 +634,7 @@ def test_extras_defaults_and_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
         None,
         "cn-north-1",
         30.0,
-        100.0,
+        95.0,
         5,
         None,
         True,
@@ -631,6 +808,39 @@ def test_secrets_never_logged_raised_or_shown(
         assert secret not in text
         assert SESSION_TOKEN not in text
         assert "wrong-" + secret not in text
+
+
+def test_from_connection_registers_every_secret_with_mask_secret(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An in-memory Connection: nothing in Airflow's get_connection path masks for us here
+    # (as in a trigger), so the hook itself must register each secret.
+    import airflow.sdk.log
+    from airflow.sdk import Connection
+
+    masked: list[str] = []
+    monkeypatch.setattr(airflow.sdk.log, "mask_secret", lambda value, name=None: masked.append(value))
+    emu = rtcim_emulator
+    conn = Connection(
+        conn_id="rtcim_mem",
+        conn_type="rtcim",
+        login=emu.access_key_id,
+        password="in-memory-secret-key-1234",
+        host=emu.url,
+    )
+    extra = {
+        "app_id": emu.app_id,
+        "endpoint_url": emu.url,
+        "session_token": "in-memory-session-token-5678",
+        "proxies": {"https": "http://proxyuser:proxy%2Fpass-9012@proxy.local:3128"},
+    }
+    hook = RtcImHook.from_connection(conn, extra=extra, **FAST)
+    hook.settings  # noqa: B018 - loading the settings registers the secrets
+    assert "in-memory-secret-key-1234" in masked
+    assert "in-memory-session-token-5678" in masked
+    assert "proxy%2Fpass-9012" in masked  # as written in the URL
+    assert "proxy/pass-9012" in masked  # and decoded
+    assert emu.access_key_id not in masked  # the key id is not a secret
 
 
 def test_secrets_are_registered_with_the_masker(rtcim_connection: Emulator) -> None:

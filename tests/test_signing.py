@@ -145,7 +145,9 @@ def test_x_date_round_trip() -> None:
 # Property tests against the official SDK signer
 # ---------------------------------------------------------------------------------------
 
-volc_signer = pytest.importorskip("volcengine.auth.SignerV4")
+# A plain import, never importorskip: the SDK is in the [test] extra, and the comparison
+# with it must fail loudly rather than skip silently when it is missing.
+import volcengine.auth.SignerV4 as volc_signer  # noqa: E402
 from volcengine.auth.SignParam import SignParam  # noqa: E402
 from volcengine.Credentials import Credentials as VolcCredentials  # noqa: E402
 

@@ -9,7 +9,11 @@ it is safe to share between threads. Each call:
 * retries only read actions (``Get``/``BatchGet``/``Scan``/``Query``/``List``/``Is`` prefixes,
   or ``retry=True``), and only transient failures (429/5xx, retryable ``Code`` even inside
   an HTTP 200, connection errors, resets, truncated bodies, timeouts, a 200 that is not
-  JSON or lacks ``Result``), with full-jitter exponential backoff honouring ``Retry-After``;
+  JSON or lacks ``Result``, or a ``Result`` the caller's ``check`` rejects), with jittered
+  exponential backoff of at least ``retry_backoff`` that honours ``Retry-After`` (seconds or
+  an HTTP date, capped by ``retry_after_max``);
+* on a 429, pauses the shared rate limiter for the chosen wait, so every thread using this
+  client backs off, not just the one that was throttled;
 * fails at once on client errors (signature, key, parameter, AppId, clock), with a hint.
 
 This module imports ``requests`` at module level: import it lazily from anything a DAG
@@ -18,11 +22,12 @@ file imports.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import http.client
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +47,7 @@ from airflow_provider_rtcim.core.errors import (
 )
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
-from airflow_provider_rtcim.core.validation import validate_action, validate_version
+from airflow_provider_rtcim.core.validation import redact_userinfo, validate_action, validate_version
 
 DEFAULT_VERSION = "2020-12-01"
 DEFAULT_TIMEOUT = 30.0
@@ -51,6 +56,7 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_POOL_MAXSIZE = 32
 DEFAULT_RETRY_BACKOFF = 0.3
 DEFAULT_RETRY_BACKOFF_MAX = 20.0
+DEFAULT_RETRY_AFTER_MAX = 120.0
 READ_ACTION_PREFIXES: tuple[str, ...] = ("Get", "BatchGet", "Scan", "Query", "List", "Is")
 USER_AGENT = "airflow-provider-rtcim"
 
@@ -78,29 +84,56 @@ def backoff_delay(
     base: float = DEFAULT_RETRY_BACKOFF,
     cap: float = DEFAULT_RETRY_BACKOFF_MAX,
     retry_after: float | None = None,
+    retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
     rand: Callable[[float, float], float] = random.uniform,
 ) -> float:
     """Seconds to sleep before retry number ``attempt`` (1-based).
 
-    Full jitter: uniform in ``[0, min(cap, base * 2**(attempt-1))]``. A ``Retry-After``
-    from the server is a floor (the wait is at least that long), still bounded by ``cap``.
+    Jittered exponential backoff with a floor: ``base + uniform(0, ceiling - base)`` where
+    ``ceiling = min(cap, base * 2**(attempt-1))``, so every wait is at least ``base`` (the
+    official SDK waits at least 300 ms; full jitter alone can pick ~0 s and hammer a
+    struggling server) and at most ``cap``. A ``Retry-After`` from the server is a floor of
+    its own, bounded by ``retry_after_max`` (not by ``cap``: the server knows best).
     """
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
-    delay = rand(0.0, ceiling) if ceiling > 0 else 0.0
+    floor = max(0.0, min(base, cap))
+    ceiling = max(floor, min(cap, base * (2 ** (attempt - 1))))
+    delay = floor + rand(0.0, ceiling - floor) if ceiling > floor else floor
+    delay = min(max(delay, floor), ceiling)
     if retry_after is not None:
-        delay = max(delay, retry_after)
-    return max(0.0, min(delay, cap))
+        delay = max(delay, min(retry_after, retry_after_max))
+    return max(0.0, delay)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (the HTTP-date form is ignored)."""
-    if not value:
+def parse_retry_after(value: str | None, *, now: Callable[[], dt.datetime] | None = None) -> float | None:
+    """``Retry-After`` in seconds: delta-seconds (``"3"``) or an HTTP date (RFC 9110).
+
+    A date in the past means 0. Anything unparseable is None (no hint). ``now`` returns the
+    current aware UTC time (injectable for tests).
+    """
+    if not value or not value.strip():
         return None
+    text = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(text)
     except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:  # pragma: no cover - older Pythons returned None
+            return None
+        if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+            when = when.replace(tzinfo=dt.timezone.utc)
+        current = now() if now is not None else dt.datetime.now(dt.timezone.utc)
+        return max(0.0, (when - current).total_seconds())
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
         return None
     return seconds if seconds >= 0 else None
+
+
+def is_throttled(error: RtcImError) -> bool:
+    """Whether ``error`` says the account's request rate was exceeded (HTTP 429 or FlowLimitExceeded)."""
+    return error.http_status == 429 or str(error.code or "").startswith("FlowLimitExceeded")
 
 
 class ClientStats:
@@ -147,8 +180,10 @@ class RtcImClient:
         this client).
     :param proxies: ``{"http": url, "https": url}`` or None.
     :param verify: TLS verification: True, False or a CA bundle path.
-    :param retry_backoff: base of the exponential backoff, seconds.
-    :param retry_backoff_max: cap of one backoff sleep, seconds (also caps ``Retry-After``).
+    :param retry_backoff: base of the exponential backoff, seconds; also the least wait
+        before any retry.
+    :param retry_backoff_max: cap of one backoff sleep, seconds.
+    :param retry_after_max: cap of a wait asked for by ``Retry-After``, seconds.
     :param sleep: the sleep function (injectable so tests need not wait).
     :param error_class: the exception type raised (the hook passes ``RtcImApiError``).
     :param logger: where retries are logged (WARNING); never receives a secret.
@@ -168,6 +203,7 @@ class RtcImClient:
         verify: bool | str = True,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         retry_backoff_max: float = DEFAULT_RETRY_BACKOFF_MAX,
+        retry_after_max: float = DEFAULT_RETRY_AFTER_MAX,
         sleep: Callable[[float], None] = time.sleep,
         error_class: type[RtcImError] = RtcImError,
         logger: logging.Logger | logging.LoggerAdapter | Any | None = None,
@@ -186,6 +222,7 @@ class RtcImClient:
         self.verify = verify
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
+        self.retry_after_max = retry_after_max
         self.error_class = error_class
         self.name = name
         self._sleep = sleep
@@ -238,11 +275,14 @@ class RtcImClient:
         *,
         version: str = DEFAULT_VERSION,
         retry: bool | None = None,
+        check: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> dict[str, Any]:
         """POST ``body`` to ``action`` and return the response's ``Result``.
 
         :param retry: retry transient failures; default True for read actions only (a
             retried write could act twice).
+        :param check: called with each attempt's ``Result``; a returned text marks the
+            response malformed (code ``MalformedResponse``, retried like a garbled body).
         :raises error_class: on any failure, with ``code``, ``http_status``, ``request_id``.
         """
         validate_action(action)
@@ -259,10 +299,14 @@ class RtcImClient:
         while True:
             attempt += 1
             try:
-                return self._attempt(action, url, data, can_retry=can_retry)
+                return self._attempt(action, url, data, can_retry=can_retry, check=check)
             except _Failure as failure:
                 error = failure.error
+                throttled = is_throttled(error)
                 if not (can_retry and error.retryable) or attempt >= tries:
+                    if throttled and failure.retry_after:
+                        # Not retrying, but the rest of the hook must still honour the server.
+                        self.rate_limiter.pause(min(failure.retry_after, self.retry_after_max))
                     if attempt > 1:
                         error.message = f"{error.message} (gave up after {attempt} attempts)"
                         error.args = (str(error),)
@@ -272,15 +316,20 @@ class RtcImClient:
                     base=self.retry_backoff,
                     cap=self.retry_backoff_max,
                     retry_after=failure.retry_after,
+                    retry_after_max=self.retry_after_max,
                 )
+                if throttled:
+                    # The limit is per account: every thread sharing this client backs off.
+                    self.rate_limiter.pause(delay)
                 self.stats.incr("retries")
                 self._log.warning(
-                    "RTC IM %s failed (%s), attempt %d/%d; retrying in %.2fs",
+                    "RTC IM %s failed (%s), attempt %d/%d; retrying in %.2fs%s",
                     action,
                     failure.reason,
                     attempt,
                     tries,
                     delay,
+                    f" (Retry-After {failure.retry_after:g}s)" if failure.retry_after is not None else "",
                 )
                 if delay > 0:
                     self._sleep(delay)
@@ -288,7 +337,20 @@ class RtcImClient:
     def _error(self, message: str, *, action: str, **kwargs: Any) -> RtcImError:
         return self.error_class(message, action=action, **kwargs)
 
-    def _attempt(self, action: str, url: str, data: bytes, *, can_retry: bool) -> dict[str, Any]:
+    @property
+    def endpoint_for_display(self) -> str:
+        """The endpoint with any ``user:password@`` hidden (for messages and ``repr``)."""
+        return redact_userinfo(self.endpoint)
+
+    def _attempt(
+        self,
+        action: str,
+        url: str,
+        data: bytes,
+        *,
+        can_retry: bool,
+        check: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> dict[str, Any]:
         self.rate_limiter.acquire()
         headers = sign_request(
             self.credentials,
@@ -299,7 +361,8 @@ class RtcImClient:
         )
         self.stats.incr("requests")
         try:
-            # proxies per request: session.proxies would lose to HTTP(S)_PROXY from the environment
+            # proxies and verify per request: the session's own would lose to HTTP(S)_PROXY and
+            # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment (merge_environment_settings)
             response = self.session.post(
                 url,
                 data=data,
@@ -307,6 +370,7 @@ class RtcImClient:
                 timeout=self.timeout,
                 allow_redirects=False,
                 proxies=self.proxies,
+                verify=self.verify,
             )
             content = response.content
         except requests.exceptions.Timeout as exc:
@@ -314,7 +378,7 @@ class RtcImClient:
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 error = self._error(
-                    f"TLS certificate verification failed for {self.endpoint}: fix extra.verify "
+                    f"TLS certificate verification failed for {self.endpoint_for_display}: fix extra.verify "
                     "(a CA bundle path) or the endpoint",
                     action=action,
                     code="SSLError",
@@ -329,20 +393,26 @@ class RtcImClient:
             raise self._transport_failure(action, CODE_TRUNCATED, exc, "response cut short") from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             error = self._error(
-                f"invalid endpoint {self.endpoint!r}: {type(exc).__name__}", action=action, code=CODE_CONFIG
+                f"invalid endpoint {self.endpoint_for_display!r}: {type(exc).__name__}",
+                action=action,
+                code=CODE_CONFIG,
             )
             raise _Failure(error, reason=type(exc).__name__) from None
         except requests.exceptions.RequestException as exc:
             error = self._error(
-                f"request failed: {type(exc).__name__}: {exc}", action=action, code=CODE_CONNECTION
+                f"request failed: {type(exc).__name__}: {_short(str(exc))}",
+                action=action,
+                code=CODE_CONNECTION,
             )
             raise _Failure(error, reason=type(exc).__name__) from None
-        return self._parse(action, response.status_code, response.headers, content, can_retry=can_retry)
+        return self._parse(
+            action, response.status_code, response.headers, content, can_retry=can_retry, check=check
+        )
 
     def _transport_failure(self, action: str, code: str, exc: BaseException, what: str) -> _Failure:
         # The exception text names the endpoint and the failure, never a header or body.
         error = self._error(
-            f"{what} talking to {self.endpoint}: {type(exc).__name__}: {_short(str(exc))}",
+            f"{what} talking to {self.endpoint_for_display}: {type(exc).__name__}: {_short(str(exc))}",
             action=action,
             code=code,
         )
@@ -356,6 +426,7 @@ class RtcImClient:
         content: bytes,
         *,
         can_retry: bool,
+        check: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> dict[str, Any]:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         try:
@@ -374,7 +445,7 @@ class RtcImClient:
         if status != 200:
             snippet = _short(content.decode("utf-8", "replace")) if content else "empty body"
             error = self._error(
-                f"unexpected HTTP {status} from {self.endpoint}: {snippet}",
+                f"unexpected HTTP {status} from {self.endpoint_for_display}: {snippet}",
                 action=action,
                 http_status=status,
                 request_id=request_id,
@@ -391,7 +462,17 @@ class RtcImClient:
             raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
         result = payload.get("Result")
         if isinstance(result, dict):
-            return result
+            problem = check(result) if check is not None else None
+            if not problem:
+                return result
+            error = self._error(
+                f"HTTP 200 but the Result is malformed: {problem}",
+                action=action,
+                code=CODE_BAD_RESPONSE,
+                http_status=status,
+                request_id=request_id,
+            )
+            raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
         if result is None and "Result" not in payload and not can_retry:
             # A write that succeeded may carry no Result; calling it failed could cause a re-run.
             return {}
@@ -406,16 +487,13 @@ class RtcImClient:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(name={self.name!r}, endpoint={self.endpoint!r}, "
+            f"{type(self).__name__}(name={self.name!r}, endpoint={self.endpoint_for_display!r}, "
             f"access_key_id={self.credentials.access_key_id!r}, region={self.credentials.region!r}, "
             f"max_qps={self.rate_limiter.max_qps}, max_retries={self.max_retries})"
         )
 
 
-_USERINFO = re.compile(r"(://)[^/@\s'\"]+@")
-
-
 def _short(text: str, limit: int = 200) -> str:
     """One line, at most ``limit`` characters, any ``user:password@`` in a URL (a proxy's) hidden."""
-    text = _USERINFO.sub(r"\1***@", " ".join(text.split()))
+    text = redact_userinfo(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."

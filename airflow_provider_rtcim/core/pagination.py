@@ -5,7 +5,9 @@ returned, stop when ``HasMore`` is false. This module never computes a cursor. I
 with a ``PaginationAnomaly`` error when a page says ``HasMore`` but its ``NextCursor`` is
 missing, not an integer, negative, equal to the cursor just sent, or one already sent (a
 cycle), and when a listing needs more than ``max_pages`` pages. An empty page with
-``HasMore`` and a new cursor is legal and the walk goes on.
+``HasMore`` and a new cursor is legal and the walk goes on. A page without a boolean
+``HasMore`` is malformed (``MalformedResponse``), never the end of the listing: a fetcher
+that retries should check pages with :func:`page_problem` so such a page is fetched again.
 
 Pure logic: ``fetch_page(cursor) -> Result`` is any callable (the hook passes one that makes
 a signed call; tests pass a fake).
@@ -19,6 +21,26 @@ from typing import Any
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
 
 FetchPage = Callable[[int], Mapping[str, Any]]
+
+
+def page_problem(result: Any, items_key: str = "ConversationInfos") -> str | None:
+    """What is wrong with one page's ``Result`` (for a retry decision), or None when well formed.
+
+    Well formed: an object whose ``items_key`` is a list (or absent: an empty page) and whose
+    ``HasMore`` is a bool. A missing ``HasMore`` is not read as "no more": that would end a
+    listing silently short.
+    """
+    if not isinstance(result, Mapping):
+        return f"the Result is {type(result).__name__}, not an object"
+    items = result.get(items_key)
+    if items is not None and not isinstance(items, list):
+        return f"{items_key} is {type(items).__name__}, not a list"
+    if "HasMore" not in result:
+        return "HasMore is missing"
+    has_more = result["HasMore"]
+    if not isinstance(has_more, bool):
+        return f"HasMore={has_more!r}, not a bool"
+    return None
 
 
 def _fail(error_class: type[RtcImError], message: str, code: str, action: str | None) -> RtcImError:
@@ -62,29 +84,16 @@ def iter_pages(
         page_no += 1
         sent.add(cursor)
         result = fetch_page(cursor)
-        if not isinstance(result, Mapping):
+        problem = page_problem(result, items_key)
+        if problem:
             raise _fail(
                 error_class,
-                f"{what}: page {page_no} (cursor {cursor}) has a Result that is not an object",
+                f"{what}: page {page_no} (cursor {cursor}) is malformed: {problem}; stopping "
+                "rather than ending the listing short",
                 CODE_BAD_RESPONSE,
                 action,
             )
-        items = result.get(items_key)
-        if items is not None and not isinstance(items, list):
-            raise _fail(
-                error_class,
-                f"{what}: page {page_no} (cursor {cursor}) has {items_key} that is not a list",
-                CODE_BAD_RESPONSE,
-                action,
-            )
-        has_more = result.get("HasMore", False)
-        if not isinstance(has_more, bool):
-            raise _fail(
-                error_class,
-                f"{what}: page {page_no} (cursor {cursor}) has HasMore={has_more!r}, not a bool",
-                CODE_BAD_RESPONSE,
-                action,
-            )
+        has_more = result["HasMore"]
         yield page_no, result
         if not has_more:
             return

@@ -5,6 +5,10 @@ next free slot under a lock, then sleeps until it outside the lock. Slots are ke
 integer nanoseconds and spaced by ``ceil(1e9 / floor(max_qps))``, so any half-open
 one-second window holds at most ``max_qps`` slots however many threads share the limiter. The API
 allows 100 requests per second per account, shared by all its AppIds.
+
+:meth:`RateLimiter.pause_until` pushes the next free slot to a deadline: when one thread
+draws a 429, every thread sharing the limiter backs off, not just that one (this works
+with limiting disabled too).
 """
 
 from __future__ import annotations
@@ -52,13 +56,30 @@ class RateLimiter:
 
     def reserve(self) -> float:
         """Book the next slot and return how many seconds to wait for it (no sleeping)."""
-        if not self._interval_ns:
-            return 0.0
+        if not self._interval_ns and self._next_slot_ns is None:
+            return 0.0  # disabled and never paused
         with self._lock:
             now = int(self._clock() * _NS)
             slot = now if self._next_slot_ns is None or self._next_slot_ns <= now else self._next_slot_ns
-            self._next_slot_ns = slot + self._interval_ns
+            if self._interval_ns:
+                self._next_slot_ns = slot + self._interval_ns
         return (slot - now) / _NS
+
+    def pause_until(self, deadline: float) -> None:
+        """No slot before ``deadline`` (a time on this limiter's clock, seconds), for every thread.
+
+        Slots already handed out are not taken back; an earlier deadline than the next free
+        slot changes nothing.
+        """
+        deadline_ns = math.ceil(deadline * _NS)
+        with self._lock:
+            if self._next_slot_ns is None or self._next_slot_ns < deadline_ns:
+                self._next_slot_ns = deadline_ns
+
+    def pause(self, seconds: float) -> None:
+        """:meth:`pause_until` ``seconds`` from now (on this limiter's clock)."""
+        if seconds > 0:
+            self.pause_until(self._clock() + seconds)
 
     def acquire(self) -> float:
         """Wait for the next slot; returns the seconds waited (0.0 when disabled or free)."""

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -28,6 +28,34 @@ REGION_ENDPOINTS: dict[str, str] = {
 """The API endpoint of each region the official SDKs know."""
 
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_URL_USERINFO = re.compile(r"(://)[^/\s'\"]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` of every ``scheme://`` URL in it replaced by ``***@``."""
+    return _URL_USERINFO.sub(r"\1***@", text)
+
+
+def redact_url(url: str) -> str:
+    """One URL (scheme or not) with its ``user:password@`` replaced by ``***@``, for messages."""
+    if "://" in url:
+        return redact_userinfo(url)
+    _, at, tail = url.rpartition("@")
+    return f"***@{tail}" if at else url
+
+
+def url_passwords(url: str | None) -> list[str]:
+    """The password in a URL's userinfo, as written and percent-decoded: what to mask."""
+    if not url or "@" not in url:
+        return []
+    try:
+        raw = urlsplit(url if "://" in url else f"//{url}").password
+    except ValueError:
+        return []
+    if not raw:
+        return []
+    decoded = unquote(raw)
+    return [raw] if decoded == raw else [raw, decoded]
 
 
 def to_int(value: Any, field: str) -> int:
@@ -183,6 +211,13 @@ def parse_verify(value: Any, field: str = "verify") -> bool | str:
     raise ValueError(f"{field} must be true, false or a CA bundle path, got {value!r}")
 
 
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url if "://" in url else f"//{url}").hostname)
+    except ValueError:
+        return False
+
+
 def parse_proxies(value: Any, field: str = "proxies") -> dict[str, str] | None:
     """Proxies: a URL string (for http and https), or a dict / JSON object ``{"https": url, ...}``."""
     if value is None:
@@ -197,14 +232,17 @@ def parse_proxies(value: Any, field: str = "proxies") -> dict[str, str] | None:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{field} is not a valid JSON object: {exc.msg}") from None
         else:
-            if "://" not in text:
-                raise ValueError(f"{field} must be a proxy URL such as 'http://proxy:3128', got {text!r}")
+            if "://" not in text or not _has_host(text):
+                raise ValueError(
+                    f"{field} must be a proxy URL such as 'http://proxy:3128', got {redact_url(text)!r}"
+                )
             return {"http": text, "https": text}
     if isinstance(value, Mapping):
         out: dict[str, str] = {}
         for key, url in value.items():
-            if not isinstance(key, str) or not isinstance(url, str) or not url:
-                raise ValueError(f"{field} must map schemes to proxy URLs, got {key!r}: {url!r}")
+            if not isinstance(key, str) or not isinstance(url, str) or not _has_host(url):
+                shown = redact_url(url) if isinstance(url, str) else redact_userinfo(repr(url))
+                raise ValueError(f"{field} must map schemes to proxy URLs, got {key!r}: {shown!r}")
             out[key] = url
         return out or None
     raise ValueError(f"{field} must be a proxy URL or an object of scheme -> URL, got {type(value).__name__}")
@@ -241,11 +279,13 @@ def resolve_endpoint(
             raw = f"{raw}:{int(port)}"
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{field} must be a URL such as 'https://rtc.volcengineapi.com', got {raw!r}")
+        raise ValueError(
+            f"{field} must be a URL such as 'https://rtc.volcengineapi.com', got {redact_url(raw)!r}"
+        )
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        raise ValueError(f"{field} has an invalid port: {raw!r}") from None
+        raise ValueError(f"{field} has an invalid port: {redact_url(raw)!r}") from None
     if parts.query or parts.fragment:
-        raise ValueError(f"{field} must not have a query or fragment: {raw!r}")
+        raise ValueError(f"{field} must not have a query or fragment: {redact_url(raw)!r}")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"

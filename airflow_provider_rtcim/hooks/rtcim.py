@@ -9,9 +9,16 @@ Connection type ``rtcim`` (default id ``rtcim_default``):
   ``https://open-ap-singapore-1.volcengineapi.com``);
 * extra: ``app_id`` (int; a task may override it), ``region`` (default ``cn-north-1``),
   ``session_token`` (STS), ``endpoint_url`` (overrides host; the way to give a scheme in a
-  URI-form connection), ``timeout`` (s, default 30), ``max_qps`` (default 95: 5% headroom under the API's 100; 0 disables),
-  ``max_retries`` (default 5), ``proxies`` (a URL for all schemes, or an object / JSON
-  object of scheme -> URL), ``verify`` (bool, ``"true"``/``"false"``, or a CA bundle path).
+  URI-form connection), ``timeout`` (s, default 30), ``max_qps`` (default 95, see below;
+  0 disables), ``max_retries`` (default 5), ``proxies`` (a URL for all schemes, or an
+  object / JSON object of scheme -> URL), ``verify`` (bool, ``"true"``/``"false"``, or a CA
+  bundle path; it wins over ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``).
+
+``max_qps`` defaults to 95, 5% under the API's limit of 100 requests per second per
+account: the API counts arrivals in a sliding second, and thread wake-up jitter bunches
+requests spaced exactly 1/100 s apart, so a cap of exactly 100 draws occasional 429s. On a
+429 the whole hook (every thread sharing it) pauses for the chosen wait, which honours
+``Retry-After``.
 
 Importing this module is cheap: ``requests`` and the HTTP client are imported on first use.
 
@@ -45,6 +52,7 @@ from airflow_provider_rtcim.core.validation import (
     to_max_qps,
     to_non_negative_int,
     to_positive_float,
+    url_passwords,
     validate_app_id,
     validate_bool,
     validate_cursor,
@@ -75,6 +83,7 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_POOL_MAXSIZE = 32
 DEFAULT_RETRY_BACKOFF = 0.3
 DEFAULT_RETRY_BACKOFF_MAX = 20.0
+DEFAULT_RETRY_AFTER_MAX = 120.0
 TEST_CONNECTION_USER_ID = 1
 """The placeholder user whose first conversation ``test_connection`` asks for."""
 
@@ -186,12 +195,17 @@ class RtcImHook(BaseHook):
     it between threads. Nothing is fetched or connected in ``__init__``.
 
     :param rtcim_conn_id: the ``rtcim`` connection.
-    :param max_qps: client-side cap on requests per second (overrides extra.max_qps; 0 disables).
+    :param max_qps: client-side cap on requests per second (overrides extra.max_qps; 0
+        disables). Default 95: 5% headroom under the API's 100, because the API counts a
+        sliding second and thread wake-up jitter bunches requests (exactly 100 draws 429s).
     :param max_retries: retries of a transient failure of a read (overrides extra.max_retries).
     :param timeout: seconds per connect / read (overrides extra.timeout).
     :param pool_maxsize: HTTP connections kept (at least the number of threads sharing the hook).
-    :param retry_backoff: base of the exponential backoff between retries, seconds (default 0.3).
-    :param retry_backoff_max: cap of one backoff sleep, seconds (default 20; also caps Retry-After).
+    :param retry_backoff: base of the exponential backoff between retries, and the least
+        wait before any retry, seconds (default 0.3, as the official SDK).
+    :param retry_backoff_max: cap of one backoff sleep, seconds (default 20).
+    :param retry_after_max: cap of a wait asked for by the server's ``Retry-After``, seconds
+        (default 120). A 429 pauses every thread sharing this hook for the chosen wait.
     :param sleep: the sleep function used for backoff and rate limiting (tests inject one).
     """
 
@@ -210,6 +224,7 @@ class RtcImHook(BaseHook):
         pool_maxsize: int | None = None,
         retry_backoff: float | None = None,
         retry_backoff_max: float | None = None,
+        retry_after_max: float | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
@@ -232,6 +247,11 @@ class RtcImHook(BaseHook):
             DEFAULT_RETRY_BACKOFF_MAX
             if retry_backoff_max is None
             else to_positive_float(retry_backoff_max, "retry_backoff_max", allow_zero=True)
+        )
+        self._retry_after_max = (
+            DEFAULT_RETRY_AFTER_MAX
+            if retry_after_max is None
+            else to_positive_float(retry_after_max, "retry_after_max", allow_zero=True)
         )
         self._sleep = sleep
         self._lock = threading.RLock()
@@ -271,6 +291,9 @@ class RtcImHook(BaseHook):
                     settings = parse_connection(conn, extra=self._extra, conn_id=self.rtcim_conn_id)
                     _mask(settings.secret_access_key)
                     _mask(settings.session_token)
+                    for url in [settings.endpoint, *(settings.proxies or {}).values()]:
+                        for password in url_passwords(url):  # a proxy's (or endpoint's) user:password@
+                            _mask(password)
                     self._settings_cache = settings
         return settings
 
@@ -337,6 +360,7 @@ class RtcImHook(BaseHook):
             verify=settings.verify,
             retry_backoff=self._retry_backoff,
             retry_backoff_max=self._retry_backoff_max,
+            retry_after_max=self._retry_after_max,
             error_class=RtcImApiError,
             name=self.rtcim_conn_id,
             **kwargs,
@@ -387,7 +411,11 @@ class RtcImHook(BaseHook):
         return {"AppId": self.resolve_app_id(app_id), "ParticipantUserId": user_id, **checked}
 
     def _fetch_conversations(self, body: dict[str, Any]) -> dict[str, Any]:
-        result = self.client.call(GET_USER_CONVERSATIONS, body)
+        from airflow_provider_rtcim.core.pagination import page_problem
+
+        # A page without a bool HasMore is a malformed response, retried like a garbled body
+        # (raising it later, while paging, would not be retried; ignoring it ends the listing short).
+        result = self.client.call(GET_USER_CONVERSATIONS, body, check=page_problem)
         self.client.stats.incr("pages")
         return result
 
