@@ -5,7 +5,10 @@ Object storage is exercised offline through local paths, ``file://`` and ``memor
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime as dt
 import gzip
+import io
 import json
 import os
 import sys
@@ -17,10 +20,14 @@ import pytest
 from airflow.sdk import DAG, Asset, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.io import attach
+from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.sink import output_asset_uri, temp_name_for
-from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator
+from airflow_provider_rtcim.exceptions import RtcImApiError
+from airflow_provider_rtcim.hooks.rtcim import RtcImHook
+from airflow_provider_rtcim.operators import rtcim as operator_module
+from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator, RtcImListingFailed
 
 Op = RtcImGetUserConversationsOperator
 
@@ -59,8 +66,72 @@ def _read(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in raw.decode("utf-8").splitlines()]
 
 
+def _try_number(run: Any, task_id: str) -> int:
+    from airflow.models.dagrun import DagRun as DagRunModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        fresh = session.get(DagRunModel, run.id)
+        assert fresh is not None
+        ti = fresh.get_task_instance(task_id, session=session)
+        assert ti is not None
+        return int(ti.try_number)
+
+
 def _run(op: RtcImGetUserConversationsOperator, context: dict[str, Any] | None = None) -> Any:
     return op.execute(context if context is not None else {})
+
+
+class _CloseTimeFile(io.BytesIO):
+    """A write handle that reaches the store only at close(), as s3fs and gcsfs do."""
+
+    def __init__(self, fs: _CloseTimeFS, path: str) -> None:
+        super().__init__()
+        self.fs, self.path, self.finished = fs, path, False
+
+    def close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        data = self.getvalue()
+        super().close()
+        if self.fs.deny:
+            raise PermissionError(f"AccessDenied: PutObject on {self.path}")
+        self.fs.store[self.path] = MemoryFile(self.fs, self.path, data)
+
+
+class _CloseTimeFS(MemoryFileSystem):
+    """``closetime://``: an in-memory object store whose writes land (or are refused) at close()."""
+
+    protocol = ("closetime",)
+    store: dict[str, Any] = {}
+    pseudo_dirs: list[str] = [""]
+
+    deny = False  # class-level like the store: every instance fsspec or attach() hands out agrees
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, str) and path.startswith("closetime://"):
+            path = path[len("closetime://") :]
+        return super()._strip_protocol(path)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if "w" in mode:
+            return _CloseTimeFile(self, self._strip_protocol(path))
+        return super()._open(path, mode, **kwargs)
+
+
+def _attach_closetime(deny: bool) -> _CloseTimeFS:
+    from upath.implementations.memory import MemoryPath
+    from upath.registry import register_implementation
+
+    fsspec.register_implementation("closetime", _CloseTimeFS, clobber=True)
+    register_implementation("closetime", MemoryPath, clobber=True)
+    _CloseTimeFS.store.clear()
+    _CloseTimeFS.deny = deny
+    fs = _CloseTimeFS()
+    attach("closetime", fs=fs)
+    return fs
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,6 +211,33 @@ def test_asset_outlets_declared_at_parse_time() -> None:
         static.partial(task_id="nope")
 
 
+@pytest.mark.parametrize(
+    "path", ["out.jsonl", "data/x.jsonl.gz", "./x.jsonl", "~/x.jsonl", "data/{{ ds }}/x.jsonl"]
+)
+def test_relative_local_output_path_is_refused_at_construction(path: str) -> None:
+    # the Asset would be resolved against the DAG processor's cwd, the file the worker's
+    with pytest.raises(ValueError, match=r"output_path must be an absolute path or a URL"):
+        Op(task_id="t", participant_user_id=1, output_path=path)
+    with pytest.raises(ValueError, match=r"output_path must be an absolute path or a URL"):
+        Op.partial(task_id="m", output_path=path).expand(participant_user_id=[1])
+    # absolute paths, URLs and paths only known after templating are accepted
+    for ok in ("/data/x.jsonl", "file:///data/x.jsonl", "s3://b/x.jsonl", "{{ var.value.base }}/x.jsonl"):
+        Op(task_id="t", participant_user_id=1, output_path=ok)
+
+
+def test_relative_output_path_after_templating_fails_before_any_request(
+    rtcim_connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = rtcim_connection
+    monkeypatch.chdir(tmp_path)
+    op = Op(task_id="t", participant_user_id=emu.user_ids[0], output_path="{{ var.value.out }}")
+    op.output_path = "rendered/out.jsonl"  # what the template rendered to
+    with pytest.raises(ValueError, match=r"output_path must be an absolute path or a URL.*rendered/out"):
+        _run(op)
+    assert emu.stats["requests"] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------------------------
 # Bad input: a clear ValueError naming the argument, before any request
 # ---------------------------------------------------------------------------------------
@@ -176,11 +274,55 @@ def test_unwritable_output_path_fails_before_any_request(rtcim_connection: Any, 
     emu = rtcim_connection
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    for bad in (str(blocker / "sub" / "out.jsonl"), str(tmp_path)):  # under a file; a directory
-        with pytest.raises(ValueError, match="output_path"):
+    # under a regular file (fails for root too, unlike a chmod'ed directory), by path and by
+    # file:// URL, one and two levels down; and a directory
+    bad_paths = (
+        str(blocker / "out.jsonl"),
+        str(blocker / "sub" / "out.jsonl"),
+        f"file://{blocker}/out.jsonl",
+        f"file://{blocker}/sub/out.jsonl",
+        str(tmp_path),
+    )
+    for bad in bad_paths:
+        with pytest.raises(ValueError, match=r"output_path .* cannot be written"):
             _run(Op(task_id="t", participant_user_id=emu.user_ids[0], output_path=bad))
     assert emu.stats["requests"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    assert blocker.read_text() == "not a directory"
+
+
+def test_object_store_refusing_writes_at_close_fails_before_any_request(rtcim_connection: Any) -> None:
+    # s3fs/gcsfs send nothing until close(): opening the temporary object proves nothing, so
+    # the probe writes it empty and closes it. Without that, every user would be listed first.
+    emu = rtcim_connection
+    fs = _attach_closetime(deny=True)
+    with pytest.raises(ValueError, match=r"output_path .* cannot be written: AccessDenied"):
+        _run(Op(task_id="t", participant_user_id=emu.user_ids, output_path="closetime://denied/x.jsonl"))
+    assert emu.stats["requests"] == 0
+    assert not fs.glob("/denied/**")
+
+
+@pytest.mark.rtcim_emulator(users=3, conversations_per_user=30)
+def test_object_store_writing_at_close_gets_a_real_temporary_object_first(rtcim_connection: Any) -> None:
+    emu = rtcim_connection
+    fs = _attach_closetime(deny=False)
+    seen_at_first_request: list[list[str]] = []
+    op = Op(task_id="t", participant_user_id=emu.user_ids, output_path="closetime://ok/out/c.jsonl.gz")
+    real_iter = op.hook.iter_user_conversations
+
+    def spying_iter(*args: Any, **kwargs: Any) -> Any:
+        if not seen_at_first_request:
+            seen_at_first_request.append(sorted(fs.store))
+        return real_iter(*args, **kwargs)
+
+    op.hook.iter_user_conversations = spying_iter  # type: ignore[method-assign]
+    summary = _run(op)
+    # the empty temporary object was in the store before the first request
+    (before,) = seen_at_first_request
+    assert len(before) == 1 and before[0].startswith("/ok/out/.c.jsonl.gz.") and before[0].endswith(".tmp")
+    assert sorted(fs.store) == ["/ok/out/c.jsonl.gz"]  # published, the temporary object renamed
+    rows = [json.loads(x) for x in gzip.decompress(fs.cat("/ok/out/c.jsonl.gz")).splitlines()]
+    assert rows == _rows(emu, emu.user_ids) and summary["count"] == len(rows)
 
 
 def test_missing_app_id_is_named(rtcim_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,6 +496,7 @@ def test_failing_user_publishes_nothing_and_rerun_completes(rtcim_connection: An
     message = str(info.value)
     assert f"participant_user_id={bad}" in message and "PaginationAnomaly" in message
     assert info.value.code == "PaginationAnomaly"
+    assert isinstance(info.value, AirflowFailException)  # a broken cursor: task retries cannot help
     assert target.read_bytes() == b"previous good file"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl.gz"]  # no temp leftovers
     emu.configure(anomalies={})
@@ -362,10 +505,54 @@ def test_failing_user_publishes_nothing_and_rerun_completes(rtcim_connection: An
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl.gz"]
 
 
-@pytest.mark.rtcim_emulator(users=40, conversations_per_user=5)
-def test_bad_app_id_names_user_and_code_and_leaves_no_file(rtcim_connection: Any, tmp_path: Path) -> None:
+@pytest.mark.rtcim_emulator(users=3, conversations_per_user=5)
+def test_non_retryable_failure_is_an_airflow_fail_exception(rtcim_connection: Any) -> None:
     emu = rtcim_connection
-    target = tmp_path / "x" / "out.jsonl"
+    uid = emu.user_ids[1]
+    with pytest.raises(AirflowFailException) as info:  # the task's retries are skipped
+        _run(Op(task_id="t", participant_user_id=uid, app_id=424242))
+    err = info.value
+    assert isinstance(err, RtcImListingFailed) and isinstance(err, RtcImApiError)
+    assert err.code == "InvalidParameter.NotExistAppId" and not err.retryable
+    text = str(err)
+    assert f"participant_user_id={uid}" in text and "InvalidParameter.NotExistAppId" in text
+    assert err.request_id and f"RequestId {err.request_id}" in text
+    assert isinstance(err.__cause__, RtcImError) and err.__cause__.code == err.code
+    assert emu.stats["requests"] == 1
+
+
+@pytest.mark.rtcim_emulator(users=3, conversations_per_user=5, max_consecutive_faults=1000)
+def test_retryable_failure_after_the_hooks_retries_stays_retryable_for_airflow(rtcim_connection: Any) -> None:
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    emu.configure(fault_rate=1.0, fault_kinds=["503"])
+    op = Op(task_id="t", participant_user_id=uid)
+    op.hook = RtcImHook(max_retries=2, retry_backoff=0.001, retry_backoff_max=0.002)
+    with pytest.raises(RtcImApiError) as info:
+        _run(op)
+    err = info.value
+    assert not isinstance(err, AirflowFailException)  # the task's own retries may still help
+    assert err.retryable and err.http_status == 503
+    assert f"participant_user_id={uid}" in str(err) and err.code in str(err)
+    assert emu.stats["requests"] == 3  # the first try and the hook's 2 retries
+
+
+@pytest.mark.rtcim_emulator(users=40, conversations_per_user=5)
+@pytest.mark.parametrize("starved", [False, True], ids=["normal", "coordinator-starved"])
+def test_bad_app_id_cancels_queued_users_names_user_and_code_and_leaves_nothing(
+    rtcim_connection: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starved: bool
+) -> None:
+    emu = rtcim_connection
+    if starved:
+        # The coordinating thread wakes up only when every queued user has run (the worst
+        # scheduling it could get under load): only the failing worker's own stop flag can
+        # keep the idle workers from starting the 38 queued users.
+        real_wait = concurrent.futures.wait
+        monkeypatch.setattr(operator_module, "wait", lambda fs, timeout=None, return_when=None: real_wait(fs))
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    target = existing / "day=1" / "part" / "out.jsonl"  # "day=1" and "part" are made by this run
+    workers = 2
     with pytest.raises(RtcImError) as info:
         _run(
             Op(
@@ -373,14 +560,59 @@ def test_bad_app_id_names_user_and_code_and_leaves_no_file(rtcim_connection: Any
                 participant_user_id=emu.user_ids,
                 app_id=424242,
                 output_path=str(target),
-                max_workers=2,
+                max_workers=workers,
             )
         )
     assert "InvalidParameter.NotExistAppId" in str(info.value)
     assert "participant_user_id=" in str(info.value)
-    assert not target.exists() and list(target.parent.iterdir()) == []
-    # the queued users were cancelled: not one request per user
-    assert emu.stats["requests"] <= 4
+    # no file, no temporary object, and the empty directories this run made are gone again
+    assert list(tmp_path.iterdir()) == [existing] and list(existing.iterdir()) == []
+    # The failing worker raises the stop flag before it returns and every queued user checks
+    # it before its first request, so once a user has failed each worker finishes at most the
+    # user it already had in hand; a bad AppId fails on its first request (never retried).
+    # Hence at most one request per worker, whatever the thread timing.
+    assert emu.stats["requests"] <= workers
+
+
+@pytest.mark.rtcim_emulator(users=2, conversations_per_user=5)
+def test_failed_run_removes_only_the_empty_directories_it_created(
+    rtcim_connection: Any, tmp_path: Path
+) -> None:
+    emu = rtcim_connection
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "keep.txt").write_text("x")
+    target = tmp_path / "a" / "b" / "c" / "out.jsonl"
+    (tmp_path / "a" / "b").mkdir()  # pre-existing and empty: not this run's to remove
+    with pytest.raises(AirflowFailException):
+        _run(Op(task_id="t", participant_user_id=emu.user_ids, app_id=424242, output_path=str(target)))
+    assert (tmp_path / "a" / "b").is_dir() and not (tmp_path / "a" / "b" / "c").exists()
+    assert (tmp_path / "a" / "keep.txt").read_text() == "x"
+    # and a successful run keeps what it made
+    _run(Op(task_id="t", participant_user_id=emu.user_ids, output_path=str(target)))
+    assert _read(target) == _rows(emu, emu.user_ids)
+
+
+@pytest.mark.rtcim_emulator(users=2, conversations_per_user=5)
+def test_publishing_removes_stale_temporary_objects_of_killed_tries(
+    rtcim_connection: Any, tmp_path: Path
+) -> None:
+    emu = rtcim_connection
+    target = tmp_path / "x.jsonl"
+    stale = tmp_path / temp_name_for("x.jsonl", "abc")  # ".x.jsonl.abc.tmp", from a killed try
+    assert stale.name == ".x.jsonl.abc.tmp"
+    stale.write_bytes(b'{"partial": ')
+    unrelated = {
+        "other.txt": "keep",
+        temp_name_for("y.jsonl", "abc"): "another target's temporary object",
+        "x.jsonl.abc.tmp": "not hidden: not ours",
+    }
+    for name, text in unrelated.items():
+        (tmp_path / name).write_text(text)
+    summary = _run(Op(task_id="t", participant_user_id=emu.user_ids, output_path=str(target)))
+    assert not stale.exists()
+    assert _read(target) == _rows(emu, emu.user_ids) and summary["count"] == len(_rows(emu, emu.user_ids))
+    assert {p.name for p in tmp_path.iterdir()} == {"x.jsonl", *unrelated}
+    assert all((tmp_path / name).read_text() == text for name, text in unrelated.items())
 
 
 @pytest.mark.rtcim_emulator(users=2, conversations_per_user=60, latency=0.03, secret_access_key=SECRET)
@@ -433,7 +665,14 @@ def test_dag_templating_mapping_assets_and_no_secret_leak(
             output_path=str(out) + "/mapped/part-{{ ti.map_index }}.jsonl",
         ).expand(participant_user_id=[[u[0], u[1]], [u[2], u[3]]])
         Op.partial(task_id="mapped_xcom").expand(participant_user_id=[u[2], str(u[3])])
-        Op(task_id="failing", participant_user_id=u[0], app_id=999, output_path=str(out) + "/failing.jsonl")
+        Op(
+            task_id="failing",
+            participant_user_id=u[0],
+            app_id=999,
+            output_path=str(out) + "/failing.jsonl",
+            retries=2,  # a bad AppId cannot get better: AirflowFailException skips them
+            retry_delay=dt.timedelta(0),
+        )
     run = run_dag(dag)
 
     states = task_states(run)
@@ -455,6 +694,7 @@ def test_dag_templating_mapping_assets_and_no_secret_leak(
     assert xcom_value(run, "mapped_xcom", map_index=0) == _rows(emu, [u[2]])
     assert xcom_value(run, "mapped_xcom", map_index=1) == _rows(emu, [u[3]])
     assert not (out / "failing.jsonl").exists()
+    assert _try_number(run, "failing") == 1
     assert sorted(p.name for p in (out / "mapped").iterdir()) == ["part-0.jsonl", "part-1.jsonl"]
 
     rendered = rendered_fields(run, "templated")

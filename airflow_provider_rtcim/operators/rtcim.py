@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -23,18 +25,32 @@ from airflow_provider_rtcim.core.sink import (
     OrderedSpools,
     Spool,
     is_gzip_name,
+    is_templated,
     output_asset_uri,
     temp_name_for,
 )
+from airflow_provider_rtcim.exceptions import RtcImApiError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
-__all__ = ["RtcImGetUserConversationsOperator"]
+__all__ = ["RtcImGetUserConversationsOperator", "RtcImListingFailed"]
 
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class RtcImListingFailed(AirflowFailException, RtcImApiError):
+    """A user's listing failed in a way no retry can fix (bad AppId, bad signature, a
+    pagination anomaly ...): the task fails at once, without its ``retries``.
+
+    Still an :class:`~airflow_provider_rtcim.exceptions.RtcImApiError` (``code``,
+    ``http_status``, ``request_id``, ``message``); its text names the user, the ``Code`` and
+    the ``RequestId``. A retryable failure that outlasted the hook's retries is raised as a
+    plain ``RtcImApiError`` instead, so the task's own retries can have a go.
+    """
 
 
 class _Cancelled(Exception):
@@ -69,6 +85,26 @@ def _parse_user_ids(value: Any) -> list[int]:
             raise ValueError(f"{field} must name at least one user id, got an empty list")
         return [validation.validate_user_id(v, f"{field}[{i}]") for i, v in enumerate(items)]
     return [validation.validate_user_id(value, field)]
+
+
+def _check_output_path(value: Any, *, rendered: bool) -> None:
+    """Refuse a relative local ``output_path``.
+
+    The Asset URI is derived at parse time from the DAG processor's working directory, the
+    file would be written relative to the worker's: they need not agree. Unrendered
+    templates are checked only when their static start already shows a relative path.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        return  # None, an ObjectStoragePath (always absolute), or an XComArg
+    text = os.fspath(value).strip()
+    if not text or _URL_RE.match(text) or text.startswith("/"):
+        return
+    if not rendered and is_templated(text) and re.match(r"\s*(\{\{|\{%|\{#)", text):
+        return  # "{{ var.value.base }}/x.jsonl": only known after templating
+    raise ValueError(
+        f"output_path must be an absolute path or a URL (file://, s3:// ...), got {text!r}: a "
+        "relative path would resolve against the worker's working directory, not the DAG's"
+    )
 
 
 def _derive_asset(output_path: Any, asset: Asset | str | bool | None) -> Asset | None:
@@ -118,6 +154,7 @@ class _PartialWithAsset:
         base_partial = BaseOperator.__dict__["partial"].__get__(None, owner)
 
         def partial(**kwargs: Any) -> Any:
+            _check_output_path(kwargs.get("output_path"), rendered=False)
             derived = _derive_asset(kwargs.get("output_path"), kwargs.get("asset"))
             if derived is not None:
                 kwargs["outlets"] = _with_outlet(kwargs.get("outlets"), derived)
@@ -171,9 +208,14 @@ class RtcImGetUserConversationsOperator(BaseOperator):
     (``.partial(...).expand(participant_user_id=[...])``, one user or one batch per task).
 
     **Failures.** Arguments are checked (after templating) before the first request; an
-    unwritable ``output_path`` is detected by creating the temporary object first. A user
-    whose listing fails (after the hook's retries) fails the task with that user's id and
-    the API ``Code``; the other workers are stopped and nothing is published.
+    unwritable ``output_path`` is detected by creating the (empty) temporary object first,
+    on object stores too. A user whose listing fails (after the hook's retries) fails the
+    task with that user's id, the API ``Code`` and the ``RequestId``; the other workers stop
+    and nothing is published (directories the run created are removed again when empty). A
+    failure no retry can fix (bad AppId, bad signature, a pagination anomaly ...) raises
+    :class:`RtcImListingFailed`, an ``AirflowFailException``: the task's ``retries`` are
+    skipped. A transient one that outlasted the hook's retries raises ``RtcImApiError``,
+    and the task's retries apply.
 
     :param participant_user_id: a user id or a list of user ids (ints or numeric strings;
         a rendered template of a JSON list or of comma-separated ids works too). Templated.
@@ -183,7 +225,9 @@ class RtcImGetUserConversationsOperator(BaseOperator):
     :param inbox_type: ``InboxType`` (default 0). Templated.
     :param skip_member_count: ask the API not to compute ``MemberCount`` (cheaper). Templated.
     :param page_size: ``Limit`` per request, 1..20 (default 20). Templated.
-    :param output_path: where to write JSON Lines; None returns the rows through XCom. Templated.
+    :param output_path: where to write JSON Lines: an absolute local path or a URL (a
+        relative path is refused: the DAG processor and the worker may not share a working
+        directory); None returns the rows through XCom. Templated.
     :param asset: the ``Asset`` (or URI) to declare as outlet; None derives it from
         ``output_path``; False declares none.
     :param rtcim_conn_id: the ``rtcim`` connection.
@@ -227,6 +271,7 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         max_xcom_rows: int = 10_000,
         **kwargs: Any,
     ) -> None:
+        _check_output_path(output_path, rendered=False)
         derived = _derive_asset(output_path, asset)
         if derived is not None:
             kwargs["outlets"] = _with_outlet(kwargs.get("outlets"), derived)
@@ -356,7 +401,7 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         return rows
 
     def _execute_to_file(self, users: list[int], request: dict[str, Any], context: Context) -> dict[str, Any]:
-        target, tmp, raw = self._open_temp_output()
+        target, tmp, raw, created_dirs = self._open_temp_output()
         compress = is_gzip_name(target.name)
         sink = JsonlSink(raw, compress=compress)
         published = False
@@ -399,6 +444,7 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         finally:
             if not published:
                 self._remove_quietly(sink, tmp)
+                self._remove_empty_dirs(created_dirs)
         self._remove_stale_temps(target)
         count = sink.count
         self._log_summary(stats, count, len(users), str(target))
@@ -406,11 +452,14 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         self._attach_asset_event(context, summary)
         return summary
 
-    def _open_temp_output(self) -> tuple[ObjectStoragePath, ObjectStoragePath, Any]:
-        """The target, its temporary sibling, and the temporary object open for writing.
+    def _open_temp_output(self) -> tuple[ObjectStoragePath, ObjectStoragePath, Any, list[str]]:
+        """The target, its temporary sibling open for writing, and the local directories made.
 
-        Creating the temporary object up front is the writability probe: it fails before
-        the first API request when the location cannot be written.
+        The writability probe: the temporary object is created empty (written and closed,
+        so an object store really stores it: ``open()`` alone reaches S3 or GCS only at
+        ``close()``, after every request) and checked, before the first API request.
+        The local directories this call created (deepest first) are removed again, when
+        empty, if anything fails.
         """
         from airflow.sdk import ObjectStoragePath
 
@@ -420,6 +469,9 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                 raise ValueError("output_path must be a file path or URL, got an empty string")
             if value.rstrip().endswith("/"):
                 raise ValueError(f"output_path must name a file, not a directory: {value!r}")
+        _check_output_path(value, rendered=True)
+        created: list[str] = []
+        tmp: ObjectStoragePath | None = None
         try:
             target = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value).strip())
             if not target.name:
@@ -428,11 +480,46 @@ class RtcImGetUserConversationsOperator(BaseOperator):
             if (target.protocol or "") in _LOCAL_PROTOCOLS:
                 if target.is_dir():
                     raise ValueError("it is a directory")
-                target.parent.mkdir(parents=True, exist_ok=True)
+                created = self._make_parents(target)
+            with tmp.fs.open(tmp.path, "wb") as probe:
+                probe.write(b"")
+            if not tmp.fs.exists(tmp.path):
+                raise OSError(f"the temporary object {tmp} was not there after it was written")
             raw = tmp.fs.open(tmp.path, "wb")
         except Exception as exc:
+            if tmp is not None:
+                with contextlib.suppress(Exception):
+                    if tmp.fs.exists(tmp.path):
+                        tmp.fs.rm(tmp.path)
+            self._remove_empty_dirs(created)
             raise ValueError(f"output_path {str(value)!r} cannot be written: {exc}") from exc
-        return target, tmp, raw
+        return target, tmp, raw, created
+
+    @staticmethod
+    def _make_parents(target: ObjectStoragePath) -> list[str]:
+        """Create the target's missing local parent directories; return them, deepest first."""
+        fs = target.fs
+        missing: list[str] = []
+        parent = target.parent.path.rstrip("/")
+        while parent and not fs.exists(parent):
+            missing.append(parent)
+            up = parent.rsplit("/", 1)[0]
+            if up == parent:
+                break
+            parent = up
+        fs.makedirs(target.parent.path, exist_ok=True)
+        return missing
+
+    def _remove_empty_dirs(self, dirs: list[str]) -> None:
+        """Remove the directories this run created (deepest first) while they are empty."""
+        for directory in dirs:
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                break  # not empty (another task writes there) or not ours to remove: stop here
+            self.log.debug("Removed the empty directory %s, created by this run", directory)
 
     def _remove_quietly(self, sink: JsonlSink, tmp: ObjectStoragePath) -> None:
         try:
@@ -488,12 +575,30 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         ``done(slot, collector)`` is called on the calling thread, in completion order, for
         each user whose listing finished. On the first failure the other workers are told to
         stop, queued users are cancelled and the failure is raised.
+
+        The failing worker itself raises the stop flag (before its future completes), so no
+        idle worker starts a queued user while this thread is still waking up: once a user
+        has failed, each worker finishes at most the user it already has in hand.
         """
         hook = self.hook
         base = self._hook_stats(hook)
         stop = self._stop = threading.Event()
         progress = _Progress(len(users))
         workers = min(self.max_workers, len(users))
+        failures: list[BaseException] = []  # the first real failure, recorded by its worker
+        failure_lock = threading.Lock()
+
+        def fail(exc: BaseException) -> None:
+            with failure_lock:
+                if not failures:
+                    failures.append(exc)
+            stop.set()
+
+        def stopped() -> BaseException:
+            """Why the listing stopped: the first user's failure, else the task is being killed."""
+            if failures:
+                return failures[0]
+            return AirflowFailException("The listing was stopped (the task is being killed)")
 
         def work(slot: int, user_id: int) -> tuple[int, Any]:
             if stop.is_set():
@@ -515,11 +620,17 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                     row["ParticipantUserId"] = user_id
                     add(collector, row)
                     progress.row()
+            except _Cancelled:
+                discard(collector)
+                raise
             except RtcImError as exc:
                 discard(collector)
-                raise _for_user(exc, user_id) from exc
-            except BaseException:
+                error = _for_user(exc, user_id)
+                fail(error)
+                raise error from exc
+            except BaseException as exc:
                 discard(collector)
+                fail(exc)
                 raise
             return slot, collector
 
@@ -536,12 +647,12 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                     )
                     for future in sorted(finished, key=_failures_first):
                         if isinstance(future.exception(), _Cancelled):
-                            raise AirflowFailException("The listing was stopped (the task is being killed)")
+                            raise stopped()
                         slot, collector = future.result()
                         done(slot, collector)
                         progress.user_done()
                     if stop.is_set():
-                        raise AirflowFailException("The listing was stopped (the task is being killed)")
+                        raise stopped()
                     now = time.monotonic()
                     if now - last_log >= self.progress_interval and pending:
                         last_log = now
@@ -613,8 +724,16 @@ def _failures_first(future: Future[Any]) -> int:
 
 
 def _for_user(exc: RtcImError, user_id: int) -> Exception:
-    """The same error, its message prefixed with the user whose listing failed."""
+    """The same error, its message prefixed with the user whose listing failed.
+
+    A non-retryable one becomes :class:`RtcImListingFailed` (an ``AirflowFailException``):
+    the task's ``retries`` cannot fix a bad AppId, a bad signature or a broken cursor.
+    """
     message = f"listing participant_user_id={user_id} failed: {exc.message}"
+    if not exc.retryable:
+        return RtcImListingFailed(
+            message, code=exc.code, http_status=exc.http_status, request_id=exc.request_id, action=exc.action
+        )
     try:
         return type(exc)(
             message,
