@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_rtcim.core import validation as v
 from airflow_provider_rtcim.core.client import (
@@ -24,6 +26,7 @@ from airflow_provider_rtcim.core.client import (
     parse_retry_after,
 )
 from airflow_provider_rtcim.core.errors import RtcImError, hint_for, is_retryable
+from airflow_provider_rtcim.core.intset import Int64Set
 from airflow_provider_rtcim.core.pagination import iter_items, iter_pages, page_problem
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials
@@ -711,3 +714,40 @@ def test_transport_messages_hide_proxy_credentials() -> None:
     text = _short("ProxyError('Unable to connect to proxy', http://bob:hunter2-pass@proxy.local:3128/)")
     assert "hunter2-pass" not in text
     assert "http://***@proxy.local:3128/" in text
+
+
+# ---------------------------------------------------------------------------------------
+# Int64Set: the compact dedupe set behind iter_user_conversations
+# ---------------------------------------------------------------------------------------
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.integers(),
+            st.sampled_from([0, -1, 1, -(2**63), 2**63 - 1, 2**63, 7 * 10**18]),
+        )
+    )
+)
+def test_int64set_behaves_like_a_set(values):
+    compact, reference = Int64Set(), set()
+    for value in values:
+        assert compact.add(value) == (value not in reference)
+        reference.add(value)
+    assert len(compact) == len(reference)
+    for value in values:
+        assert value in compact
+    for probe in (3, -3, 2**63 + 5, -(2**63) - 5, 10**19):
+        assert (probe in compact) == (probe in reference)
+    assert "1" not in compact
+
+
+def test_int64set_grows_and_stays_compact():
+    ids = [7_000_000_000_000_000_000 + i * 7919 for i in range(50_000)]
+    s = Int64Set()
+    assert all(s.add(i) for i in ids)
+    assert not any(s.add(i) for i in ids[::7])
+    assert len(s) == len(ids)
+    assert all(i in s for i in ids[::101])
+    assert s.nbytes <= 32 * len(ids)  # at most half full, 8 bytes a slot

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
+from airflow_provider_rtcim.core.intset import Int64Set
 
 FetchPage = Callable[[int], Mapping[str, Any]]
 
@@ -151,7 +152,7 @@ def iter_items(
     integer ``id_key`` is an error: it could not be deduplicated. ``on_duplicate(id, page)``
     is called for each skipped duplicate.
     """
-    seen: set[int] = set()
+    seen = Int64Set()  # the one thing that grows with the listing: ~16-32 bytes an id
     for page_no, result in iter_pages(
         fetch_page,
         start_cursor=start_cursor,
@@ -171,9 +172,8 @@ def iter_items(
                     CODE_BAD_RESPONSE,
                     action,
                 )
-            if item_id in seen:
+            if not seen.add(item_id):
                 if on_duplicate is not None:
                     on_duplicate(item_id, page_no)
                 continue
-            seen.add(item_id)
             yield item  # type: ignore[misc]

@@ -35,7 +35,8 @@ __all__ = [
     "temp_name_for",
 ]
 
-_COPY_BUFFER = 1024 * 1024
+_COPY_BUFFER = 1024 * 1024  # one merge at a time: a large buffer is cheap there
+_SPOOL_BUFFER = 64 * 1024  # one per worker thread: keep it small (16 workers x 1 MiB was 16 MB)
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
@@ -107,7 +108,7 @@ class Spool:
 
     def __init__(self, directory: str) -> None:
         fd, self.path = tempfile.mkstemp(prefix="user-", suffix=".jsonl", dir=directory)
-        self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=_COPY_BUFFER)
+        self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=_SPOOL_BUFFER)
         self.count = 0
 
     def write_row(self, row: Mapping[str, Any]) -> None:
