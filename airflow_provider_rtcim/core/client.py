@@ -451,39 +451,25 @@ class RtcImClient:
                 request_id=request_id,
             )
             raise _Failure(error, retry_after, reason=f"HTTP {status}")
-        if not isinstance(payload, dict):
+
+        def malformed(message: str) -> _Failure:
             error = self._error(
-                "HTTP 200 but the body is not a JSON object (truncated or garbled)",
-                action=action,
-                code=CODE_BAD_RESPONSE,
-                http_status=status,
-                request_id=request_id,
+                message, action=action, code=CODE_BAD_RESPONSE, http_status=status, request_id=request_id
             )
-            raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
+            return _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
+
+        if not isinstance(payload, dict):
+            raise malformed("HTTP 200 but the body is not a JSON object (truncated or garbled)")
         result = payload.get("Result")
         if isinstance(result, dict):
             problem = check(result) if check is not None else None
             if not problem:
                 return result
-            error = self._error(
-                f"HTTP 200 but the Result is malformed: {problem}",
-                action=action,
-                code=CODE_BAD_RESPONSE,
-                http_status=status,
-                request_id=request_id,
-            )
-            raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
+            raise malformed(f"HTTP 200 but the Result is malformed: {problem}")
         if result is None and "Result" not in payload and not can_retry:
             # A write that succeeded may carry no Result; calling it failed could cause a re-run.
             return {}
-        error = self._error(
-            "HTTP 200 but the body has no Result object",
-            action=action,
-            code=CODE_BAD_RESPONSE,
-            http_status=status,
-            request_id=request_id,
-        )
-        raise _Failure(error, retry_after, reason=f"{CODE_BAD_RESPONSE}, HTTP 200")
+        raise malformed("HTTP 200 but the body has no Result object")
 
     def __repr__(self) -> str:
         return (

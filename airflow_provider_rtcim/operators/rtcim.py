@@ -359,6 +359,19 @@ class RtcImGetUserConversationsOperator(BaseOperator):
             )
         return validation.validate_app_id(conn_app_id, "app_id (from the connection's extra.app_id)")
 
+    def _log_start(self, users: list[int], request: dict[str, Any], destination: str) -> None:
+        self.log.info(
+            "Listing conversations of %d user(s) into %s (app_id=%s, data_type=%s, inbox_type=%s, "
+            "page_size=%s, workers=%d)",
+            len(users),
+            destination,
+            request["app_id"],
+            request["data_type"],
+            request["inbox_type"],
+            request["page_size"],
+            min(self.max_workers, len(users)),
+        )
+
     def _execute_to_xcom(self, users: list[int], request: dict[str, Any]) -> list[dict[str, Any]]:
         limit = self.max_xcom_rows
         lock = threading.Lock()
@@ -378,16 +391,7 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         def done(slot: int, collector: list[dict[str, Any]]) -> None:
             results[slot] = collector
 
-        self.log.info(
-            "Listing conversations of %d user(s) into XCom (app_id=%s, data_type=%s, inbox_type=%s, "
-            "page_size=%s, workers=%d)",
-            len(users),
-            request["app_id"],
-            request["data_type"],
-            request["inbox_type"],
-            request["page_size"],
-            min(self.max_workers, len(users)),
-        )
+        self._log_start(users, request, "XCom")
         try:
             stats = self._fetch_all(users, request, new_collector, add, done, discard=lambda c: None)
         except _XComLimitExceeded:
@@ -419,17 +423,7 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                     collector.close()
                     merger.complete(slot, collector)
 
-                self.log.info(
-                    "Listing conversations of %d user(s) into %s (app_id=%s, data_type=%s, "
-                    "inbox_type=%s, page_size=%s, workers=%d)",
-                    len(users),
-                    target,
-                    request["app_id"],
-                    request["data_type"],
-                    request["inbox_type"],
-                    request["page_size"],
-                    min(self.max_workers, len(users)),
-                )
+                self._log_start(users, request, str(target))
                 try:
                     stats = self._fetch_all(
                         users, request, new_collector, add, done, discard=lambda c: c.discard()
