@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_rtcim.core.errors import RtcImError
 
@@ -35,4 +35,25 @@ class RtcImApiError(RtcImError, AirflowException):
         )
 
 
-__all__ = ["RtcImApiError", "RtcImError"]
+class RtcImFatalError(AirflowFailException, RtcImApiError):
+    """A failure no retry can fix (bad AppId, bad signature, a pagination anomaly ...).
+
+    An ``AirflowFailException``: the task fails at once, without its ``retries`` (and a
+    sensor's ``soft_fail`` turns it into a skip). Still an :class:`RtcImApiError` with
+    ``code``, ``http_status``, ``request_id``, ``action`` and ``message``; its text names
+    the ``Code``, the fix hint and the ``RequestId`` once each.
+    """
+
+    @classmethod
+    def from_error(cls, exc: RtcImError, message: str | None = None) -> RtcImFatalError:
+        """``exc``'s code, HTTP status, RequestId and action, with ``message`` (default ``exc.message``)."""
+        return cls(
+            exc.message if message is None else message,
+            code=exc.code,
+            http_status=exc.http_status,
+            request_id=exc.request_id,
+            action=exc.action,
+        )
+
+
+__all__ = ["RtcImApiError", "RtcImError", "RtcImFatalError"]
