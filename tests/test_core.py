@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_rtcim.core import validation as v
@@ -730,6 +730,7 @@ def test_transport_messages_hide_proxy_credentials() -> None:
         )
     )
 )
+@settings(deadline=None)  # a loaded CI machine must not turn slow examples into failures
 def test_int64set_behaves_like_a_set(values):
     compact, reference = Int64Set(), set()
     for value in values:
@@ -751,3 +752,65 @@ def test_int64set_grows_and_stays_compact():
     assert len(s) == len(ids)
     assert all(i in s for i in ids[::101])
     assert s.nbytes <= 32 * len(ids)  # at most half full, 8 bytes a slot
+
+
+# ---------------------------------------------------------------------------------------
+# pagination: runs of pages without a new item
+# ---------------------------------------------------------------------------------------
+
+
+class EndlessPages:
+    """HasMore forever with a new cursor each time; ``ids(n)`` gives page n's ids (1-based)."""
+
+    def __init__(self, ids: Any = lambda n: []) -> None:
+        self.ids = ids
+        self.sent: list[int] = []
+
+    def __call__(self, cursor: int) -> dict[str, Any]:
+        self.sent.append(cursor)
+        return _page(self.ids(len(self.sent)), True, 1000 + len(self.sent))
+
+
+def test_endless_empty_pages_stop_after_100_pages_without_new_items() -> None:
+    fake = EndlessPages()
+    with pytest.raises(RtcImError) as info:
+        list(iter_items(fake, what="user 10001's conversations", action="GetUserConversations"))
+    err = info.value
+    assert err.code == "PaginationAnomaly" and err.action == "GetUserConversations"
+    assert len(fake.sent) == 100  # the default guard, far below max_pages
+    text = str(err)
+    assert "user 10001's conversations" in text
+    assert "100 pages in a row" in text and "pages 1-100" in text
+    assert "last cursor sent 1099" in text and "NextCursor 1100" in text
+
+
+def test_endless_duplicate_pages_stop_too_after_the_new_items() -> None:
+    fake = EndlessPages(lambda n: [1, 2] if n <= 2 else [2, 1])
+    gen = iter_items(fake, max_pages_without_new_items=5)
+    assert [next(gen)["ConversationShortId"] for _ in range(2)] == [1, 2]
+    with pytest.raises(RtcImError, match=r"5 pages in a row \(pages 2-6\)") as info:
+        list(gen)
+    assert info.value.code == "PaginationAnomaly"
+    assert len(fake.sent) == 6
+
+
+def test_a_new_item_resets_the_run_and_a_last_page_ends_normally() -> None:
+    # 4 empty pages, 1 item, 4 empty pages, then the last (empty) page: limit 5 never reached
+    script = [[]] * 4 + [[7]] + [[]] * 4
+    pages = {c: _page(ids, True, c + 1) for c, ids in enumerate(script)}
+    pages[len(script)] = _page([], False, -1)
+    fake = FakePages(pages)
+    assert [i["ConversationShortId"] for i in iter_items(fake, max_pages_without_new_items=5)] == [7]
+    assert len(fake.sent) == 10
+    # a last page (HasMore false) after the limit's worth of empty pages is still the end
+    pages = {c: _page([], True, c + 1) for c in range(2)}
+    pages[2] = _page([], False, -1)
+    assert list(iter_items(FakePages(pages), max_pages_without_new_items=3)) == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "100", None])
+def test_max_pages_without_new_items_must_be_a_positive_int(bad: Any) -> None:
+    fake = FakePages({0: _page([1], False)})
+    with pytest.raises(ValueError, match="max_pages_without_new_items"):
+        list(iter_items(fake, max_pages_without_new_items=bad))
+    assert fake.sent == []

@@ -553,18 +553,22 @@ def test_clock_skew_gives_invalid_timestamp(rtcim_emulator: Emulator) -> None:
 
 
 # ----------------------------------------------------------------------------- QPS limit
-@pytest.mark.rtcim_emulator(qps_limit=5, retry_after=1)
+@pytest.mark.rtcim_emulator(qps_limit=1, retry_after=1)
 def test_qps_limit(rtcim_emulator: Emulator) -> None:
+    # With 1 request a second admitted, any two requests less than 1 s apart draw a 429:
+    # send until one does (at most 60), so a slow, loaded machine cannot miss it.
     emu = rtcim_emulator
     body = body_for(emu, emu.user_ids[0], Limit=1)
+    responses: list[requests.Response] = []
     with requests.Session() as s:
-        responses = [call(emu, body, session=s) for _ in range(12)]
+        while len(responses) < 60 and not any(r.status_code == 429 for r in responses):
+            responses.append(call(emu, body, session=s))
     throttled = [r for r in responses if r.status_code == 429]
-    assert throttled, "12 requests in a burst must exceed 5 per second"
+    assert throttled, "60 back-to-back requests must exceed 1 per second"
     assert all(error_of(r) == "FlowLimitExceeded.QPSOverLimit" for r in throttled)
     assert throttled[0].headers["Retry-After"] == "1"
     assert emu.stats["throttled"] == len(throttled)
-    assert sum(r.status_code == 200 for r in responses) <= 12 - len(throttled)
+    assert sum(r.status_code == 200 for r in responses) == len(responses) - len(throttled)
     # a bad signature is rejected before the limiter and does not count as throttled
     resp = call(emu, body, creds=Credentials(emu.access_key_id, "wrong"))
     assert resp.status_code == 401
@@ -714,6 +718,28 @@ def test_repeated_page_then_continues() -> None:
         assert list(dict.fromkeys(collected)) == truth
 
 
+def test_endless_empty_pages_never_end_and_cursors_stay_new_and_valid() -> None:
+    with Emulator(anomalies={1_000_001: "endless_empty"}, qps_limit=None) as emu:
+        uid = emu.user_ids[0]
+        cursors = [0]
+        for _ in range(40):
+            result = page(emu, uid, cursors[-1], 10, DataType=1)
+            assert result["ConversationInfos"] == [] and result["HasMore"] is True
+            assert result["NextCursor"] > 0
+            cursors.append(result["NextCursor"])
+        assert len(set(cursors)) == len(cursors)
+        # opaque and validated: a made-up cursor is still rejected
+        resp = call(emu, body_for(emu, uid, Cursor=cursors[-1] + 1, Limit=10, DataType=1))
+        assert resp.status_code == 400 and error_of(resp) == "InvalidParameter"
+        # other users are unaffected; with the anomaly off, its cursors are invalid
+        assert walk(emu, emu.user_ids[1], DataType=1) == [
+            c["ConversationShortId"] for c in emu.conversations(emu.user_ids[1])
+        ]
+        emu.configure(anomalies={})
+        resp = call(emu, body_for(emu, uid, Cursor=cursors[5], Limit=10, DataType=1))
+        assert resp.status_code == 400 and error_of(resp) == "InvalidParameter"
+
+
 def test_anomaly_validation() -> None:
     with pytest.raises(ValueError, match="anomalies"):
         Emulator(anomalies={"*": "spin"})
@@ -814,7 +840,7 @@ def test_stop_closes_keep_alive_connections() -> None:
 def test_cli_ready_file_signed_request_and_sigterm(tmp_path) -> None:
     ready = tmp_path / "ready.json"
     args = ["--port", "0", "--users", "2", "--conversations", "5", "--seed", "3"]
-    args += ["--anomaly", "*=negative_cursor", "--ready-file", str(ready)]
+    args += ["--anomaly", "*=negative_cursor", "--ready-file", str(ready), "--no-auth"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_rtcim.emulator", *args],
         stdout=subprocess.PIPE,
@@ -839,6 +865,8 @@ def test_cli_ready_file_signed_request_and_sigterm(tmp_path) -> None:
         )
         result = requests.post(url, data=raw, headers=headers, timeout=10).json()["Result"]
         assert len(result["ConversationInfos"]) == 2 and result["NextCursor"] == -1 and result["HasMore"]
+        # --no-auth (benchmarks only): the same request unsigned is served too
+        assert requests.post(url, data=raw, timeout=10).json()["Result"] == result
         assert (
             Emulator(users=2, conversations_per_user=5, seed=3).conversations(1_000_001, data_type=0)[:2]
             == (result["ConversationInfos"])
@@ -849,7 +877,29 @@ def test_cli_ready_file_signed_request_and_sigterm(tmp_path) -> None:
     assert proc.returncode == 0, err
     assert f"listening on {info['url']}" in out
     assert "export AIRFLOW_CONN_RTCIM_DEFAULT='" in out
+    assert "signatures are NOT verified" in out
     line = next(x for x in out.splitlines() if x.startswith("export "))
     conn = json.loads(line.split("=", 1)[1].strip("'"))
     assert conn["host"] == info["url"] and conn["extra"]["app_id"] == info["app_id"]
     assert not ready.exists()
+
+
+# ----------------------------------------------------------------------------- no auth (benchmarks)
+def test_verify_signatures_false_serves_unsigned_requests() -> None:
+    with Emulator(verify_signatures=False, qps_limit=None) as emu:
+        uid = emu.user_ids[0]
+        resp = requests.post(emu.url + QUERY, json=body_for(emu, uid, DataType=1), timeout=10)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["Result"]["ConversationInfos"] == emu.conversations(uid)[:20]
+        assert emu.config["verify_signatures"] is False
+        assert emu.stats["signature_failures"] == 0
+        emu.configure(verify_signatures=True)
+        resp = requests.post(emu.url + QUERY, json=body_for(emu, uid), timeout=10)
+        assert resp.status_code == 401 and error_of(resp) == "MissingSignature"
+
+
+def test_signatures_are_verified_by_default(rtcim_emulator: Emulator) -> None:
+    emu = rtcim_emulator
+    assert emu.verify_signatures is True
+    resp = requests.post(emu.url + QUERY, json=body_for(emu, emu.user_ids[0]), timeout=10)
+    assert resp.status_code == 401 and error_of(resp) == "MissingSignature"

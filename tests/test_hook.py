@@ -591,9 +591,11 @@ def test_one_hook_shared_by_8_threads_stays_under_the_limit(rtcim_connection: Em
     assert hook.stats["requests"] == 64
 
 
-@pytest.mark.rtcim_emulator(qps_limit=40)
+@pytest.mark.rtcim_emulator(qps_limit=5)
 def test_without_the_limiter_the_emulator_throttles(rtcim_connection: Emulator) -> None:
-    # The control for the test above: the same emulator, unthrottled load, draws 429s.
+    # The control for the test above: unthrottled load from 8 threads draws 429s. The
+    # emulator's limit is low (5/s for 96 requests) so that even a slow, loaded machine,
+    # which could not reach 40/s, still goes over it.
     hook = _hook(max_qps=0, max_retries=0, pool_maxsize=8)
     errors = _hammer(hook, rtcim_connection, threads=8, per_thread=12)
     assert rtcim_connection.stats["throttled"] > 0
@@ -943,3 +945,23 @@ def test_hook_identity_for_airflow() -> None:
     for bad in [{"max_qps": -1}, {"timeout": 0}, {"max_retries": -1}, {"pool_maxsize": 0}]:
         with pytest.raises(ValueError):
             RtcImHook(**bad)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.rtcim_emulator(users=2, conversations_per_user=30, qps_limit=None)
+def test_endless_empty_pages_fail_fast_instead_of_hanging(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    emu.configure(anomalies={uid: "endless_empty"})
+    hook = _hook(max_qps=0)
+    with pytest.raises(RtcImApiError) as info:
+        list(hook.iter_user_conversations(uid, page_size=20))
+    err = info.value
+    assert err.code == "PaginationAnomaly"
+    assert str(uid) in str(err) and "100 pages in a row" in str(err)
+    assert "cursor" in str(err)
+    assert emu.stats["requests"] == 100  # the guard's default, not max_pages=100_000
+    # the other user's listing, and the finite empty_pages anomaly, stay exact
+    other = emu.user_ids[1]
+    emu.configure(anomalies={uid: "endless_empty", other: "empty_pages"})
+    assert list(hook.iter_user_conversations(other, page_size=7)) == emu.conversations(other)

@@ -5,7 +5,10 @@ returned, stop when ``HasMore`` is false. This module never computes a cursor. I
 with a ``PaginationAnomaly`` error when a page says ``HasMore`` but its ``NextCursor`` is
 missing, not an integer, negative, equal to the cursor just sent, or one already sent (a
 cycle), and when a listing needs more than ``max_pages`` pages. An empty page with
-``HasMore`` and a new cursor is legal and the walk goes on. A page without a boolean
+``HasMore`` and a new cursor is legal and the walk goes on, but :func:`iter_items` stops
+after ``max_pages_without_new_items`` (default 100) pages in a row that bring no new id
+(empty or all duplicates) while still saying ``HasMore``: an endless run of such pages
+with ever-new cursors would otherwise only end at ``max_pages``. A page without a boolean
 ``HasMore`` is malformed (``MalformedResponse``), never the end of the listing: a fetcher
 that retries should check pages with :func:`page_problem` so such a page is fetched again.
 
@@ -145,16 +148,38 @@ def iter_items(
     error_class: type[RtcImError] = RtcImError,
     action: str | None = None,
     on_duplicate: Callable[[Any, int], None] | None = None,
+    max_pages_without_new_items: int = 100,
 ) -> Iterator[dict[str, Any]]:
     """Yield every item of every page, each ``id_key`` once (later duplicates are skipped).
 
     Items are yielded as the API returned them (unknown fields kept). An item without an
     integer ``id_key`` is an error: it could not be deduplicated. ``on_duplicate(id, page)``
     is called for each skipped duplicate.
+
+    :param max_pages_without_new_items: after this many pages in a row that bring no new
+        id (empty or only duplicates) and still say ``HasMore``, stop with a
+        ``PaginationAnomaly`` naming ``what``, the pages and the cursors (an endless run of
+        empty pages must not look like a hang). A last page (``HasMore`` false) ends the
+        listing normally, however many empty pages came before it.
     """
+    if (
+        isinstance(max_pages_without_new_items, bool)
+        or not isinstance(max_pages_without_new_items, int)
+        or max_pages_without_new_items < 1
+    ):
+        raise ValueError(
+            f"max_pages_without_new_items must be an integer >= 1, got {max_pages_without_new_items!r}"
+        )
     seen = Int64Set()  # the one thing that grows with the listing: ~16-32 bytes an id
+    last_sent: list[int] = [start_cursor]
+
+    def fetch(cursor: int) -> Mapping[str, Any]:
+        last_sent[0] = cursor
+        return fetch_page(cursor)
+
+    barren = 0  # pages in a row without a new id
     for page_no, result in iter_pages(
-        fetch_page,
+        fetch,
         start_cursor=start_cursor,
         max_pages=max_pages,
         what=what,
@@ -162,6 +187,7 @@ def iter_items(
         error_class=error_class,
         action=action,
     ):
+        new_items = 0
         for item in result.get(items_key) or ():
             item_id = item.get(id_key) if isinstance(item, Mapping) else None
             if isinstance(item_id, bool) or not isinstance(item_id, int):
@@ -176,4 +202,16 @@ def iter_items(
                 if on_duplicate is not None:
                     on_duplicate(item_id, page_no)
                 continue
+            new_items += 1
             yield item  # type: ignore[misc]
+        barren = 0 if new_items else barren + 1
+        if barren >= max_pages_without_new_items and result["HasMore"]:
+            raise _fail(
+                error_class,
+                f"{what}: {barren} pages in a row (pages {page_no - barren + 1}-{page_no}) brought "
+                f"no new item but still say HasMore (last cursor sent {last_sent[0]}, NextCursor "
+                f"{result.get('NextCursor')!r}); stopping rather than paging on without end. "
+                "Raise max_pages_without_new_items if such a run is really expected",
+                CODE_PAGINATION,
+                action,
+            )

@@ -35,7 +35,7 @@ CLI::
 
     python -m airflow_provider_rtcim.emulator --port 8080 --users 5 --conversations 45 \\
         --qps 100 --latency 0.05 --fault-rate 0.1 --anomaly '*=stuck_cursor' \\
-        --ready-file /tmp/rtcim.json
+        --ready-file /tmp/rtcim.json        # add --no-auth for benchmarks only
     # prints the URL, the credentials and an `export AIRFLOW_CONN_RTCIM_DEFAULT='...'` line;
     # --ready-file gets {url, access_key_id, secret_access_key, app_id, region, user_ids, pid}
     # once it is listening. Stops on SIGINT/SIGTERM. `--help` lists every option.
@@ -82,7 +82,12 @@ Behaviour worth knowing:
   true with NextCursor -1 instead of a next cursor), ``empty_pages`` (every other page
   is empty with HasMore true and a valid cursor; the listing stays complete),
   ``repeated_page`` (page 2 repeats page 1, then continues; dedup by
-  ConversationShortId gives the exact set).
+  ConversationShortId gives the exact set), ``endless_empty`` (every page is empty with
+  HasMore true and a new, valid cursor, forever: only a client's guard ends the listing).
+- ``verify_signatures=False`` (CLI ``--no-auth``): **benchmark-only**. Requests are served
+  without any signature, access key, session token or X-Date check (the QPS limit, faults
+  and anomalies still apply), so a plain unsigned ``requests`` loop can be timed against the
+  hook over the same pages. Never use it to test a client's signing.
 - ``reorder_data_type0=True``: after each DataType-0 page with more to come, up to two
   not-yet-listed conversations of that user become the most recently active, so they
   jump to the front (a naive cursor walk sees duplicates and misses them). Deterministic.

@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"pagination anomaly for a user id or '*' (repeatable); kinds: {', '.join(ANOMALY_KINDS)}",
     )
     p.add_argument("--reorder-data-type0", action="store_true", help="DataType 0 order changes while paging")
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="BENCHMARKS ONLY: serve unsigned requests (no signature/credential/X-Date checks)",
+    )
     p.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to the server clock")
     p.add_argument("--ready-file", help="write a JSON description here once listening")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -112,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             anomalies=anomalies,
             reorder_data_type0=args.reorder_data_type0,
             clock_offset=args.clock_offset,
+            verify_signatures=not args.no_auth,
             verbose=args.verbose,
         )
     except (ValueError, OSError) as exc:
@@ -139,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  secret access key: {emu.secret_access_key}")
     if emu.session_token:
         print(f"  session token:     {emu.session_token}")
+    if not emu.verify_signatures:
+        print("  WARNING: --no-auth: signatures are NOT verified (benchmarks only)")
     print(f"  app id: {emu.app_id}   region: {emu.region}   user ids: {emu.user_ids}")
     print(f"export {shlex.quote('AIRFLOW_CONN_RTCIM_DEFAULT')}={shlex.quote(emu.connection_json())}")
     sys.stdout.flush()

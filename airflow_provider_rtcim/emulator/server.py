@@ -25,6 +25,7 @@ from airflow_provider_rtcim.core.signing import (
     sha256_hex,
 )
 from airflow_provider_rtcim.emulator.data import (
+    _PAGE_BITS,
     DATA_TYPES,
     ConversationStore,
     CursorCodec,
@@ -58,7 +59,13 @@ FAULT_KINDS: tuple[str, ...] = (
 """Injectable faults: HTTP errors, a reset connection, a cut-short body, an Error inside a
 200, and a 200 whose body is not JSON."""
 
-ANOMALY_KINDS: tuple[str, ...] = ("stuck_cursor", "negative_cursor", "empty_pages", "repeated_page")
+ANOMALY_KINDS: tuple[str, ...] = (
+    "stuck_cursor",
+    "negative_cursor",
+    "empty_pages",
+    "repeated_page",
+    "endless_empty",
+)
 """Pagination anomalies (per user id, or ``"*"`` for every user)."""
 
 _FAULT_STATUS = {
@@ -82,8 +89,11 @@ _CONFIG_KEYS = (
     "reorder_data_type0",
     "clock_offset",
     "session_token",
+    "verify_signatures",
     "verbose",
 )
+
+_ENDLESS_FLAG = 2  # cursor flag of the endless_empty anomaly: (offset, page) hold a page counter
 
 
 class _ApiError(Exception):
@@ -261,6 +271,9 @@ class Emulator:
     - ``anomalies``: ``{user_id or "*": kind}`` with kinds from :data:`ANOMALY_KINDS`.
     - ``reorder_data_type0``: DataType-0 pages make later conversations jump to the front.
     - ``clock_offset``: seconds added to the server clock (for ``InvalidTimestamp``).
+    - ``verify_signatures`` (default True): False accepts any request, signed or not, with
+      no credential, token or timestamp check. **Benchmark-only** (comparing the hook
+      with an unsigned client over the same pages); never use it to test signing.
     - ``verbose``: log every request to stderr.
     """
 
@@ -288,6 +301,7 @@ class Emulator:
         anomalies: Mapping[Any, str] | None = None,
         reorder_data_type0: bool = False,
         clock_offset: float = 0.0,
+        verify_signatures: bool = True,
         verbose: bool = False,
     ) -> None:
         if users < 0 or conversations_per_user < 0:
@@ -335,6 +349,7 @@ class Emulator:
         self.anomalies: dict[Any, str] = {}
         self.reorder_data_type0 = False
         self.clock_offset = 0.0
+        self.verify_signatures = bool(verify_signatures)
         self.verbose = verbose
         self.configure(
             latency=latency,
@@ -471,6 +486,8 @@ class Emulator:
                 self.clock_offset = float(options["clock_offset"] or 0)
             if "session_token" in options:
                 self.session_token = options["session_token"] or None
+            if "verify_signatures" in options:
+                self.verify_signatures = bool(options["verify_signatures"])
             if "verbose" in options:
                 self.verbose = bool(options["verbose"])
 
@@ -489,6 +506,7 @@ class Emulator:
             "reorder_data_type0": self.reorder_data_type0,
             "clock_offset": self.clock_offset,
             "session_token_set": self.session_token is not None,
+            "verify_signatures": self.verify_signatures,
             "verbose": self.verbose,
         }
 
@@ -724,7 +742,8 @@ class Emulator:
         with self._lock:
             self._stats["requests"] += 1
         try:
-            self._verify(method, path, query, headers, body)
+            if self.verify_signatures:
+                self._verify(method, path, query, headers, body)
         except _ApiError as err:
             with self._lock:
                 self._stats["signature_failures"] += 1
@@ -849,9 +868,11 @@ class Emulator:
                     self._count(400, "InvalidParameter")
                     return self._error_unlocked(meta, 400, "InvalidParameter", f"invalid Cursor {cursor}")
                 offset, page, flag = decoded
+            anomaly = self.anomalies.get(uid) or self.anomalies.get("*")
+            if anomaly == "endless_empty" or flag == _ENDLESS_FLAG:
+                return self._endless_empty_page(meta, scope, cursor, offset, page, flag, anomaly)
             items = self._store.listing(*scope)
             total = len(items)
-            anomaly = self.anomalies.get(uid) or self.anomalies.get("*")
             if anomaly == "empty_pages" and page >= 1 and flag == 0 and offset < total:
                 chosen: list[dict[str, Any]] = []
                 has_more, next_cursor = True, self._codec.encode(scope, offset, page + 1, 1)
@@ -875,6 +896,33 @@ class Emulator:
             for c in out:
                 c.pop("MemberCount", None)
         result = {"ConversationInfos": out, "HasMore": has_more, "NextCursor": next_cursor}
+        return _Reply(200, _dumps({"ResponseMetadata": meta, "Result": result}))
+
+    def _endless_empty_page(
+        self,
+        meta: dict[str, Any],
+        scope: tuple,
+        cursor: int,
+        offset: int,
+        page: int,
+        flag: int,
+        anomaly: str | None,
+    ) -> _Reply:
+        """The ``endless_empty`` anomaly: an empty page, HasMore, a new valid cursor, forever.
+
+        The page counter n is packed into the cursor's offset and page fields with its own
+        flag, so every cursor differs and stays valid for 2**38 pages; any other cursor
+        (0, or one issued before the anomaly was set) starts the run. A cursor of that kind
+        sent with the anomaly off is invalid. Holds the lock.
+        """
+        if anomaly != "endless_empty":
+            self._count(400, "InvalidParameter")
+            return self._error_unlocked(meta, 400, "InvalidParameter", f"invalid Cursor {cursor}")
+        n = (offset << _PAGE_BITS) | page if flag == _ENDLESS_FLAG else 0
+        n += 1
+        next_cursor = self._codec.encode(scope, n >> _PAGE_BITS, n & ((1 << _PAGE_BITS) - 1), _ENDLESS_FLAG)
+        self._count(200, None)
+        result = {"ConversationInfos": [], "HasMore": True, "NextCursor": next_cursor}
         return _Reply(200, _dumps({"ResponseMetadata": meta, "Result": result}))
 
     def _error_unlocked(self, meta: dict[str, Any], status: int, code: str, message: str) -> _Reply:
