@@ -29,6 +29,8 @@ from airflow.sdk.exceptions import (
 )
 from dagrun_helpers import run_dag, task_states, xcom_value
 
+from airflow_provider_rtcim.core.errors import RtcImError
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImFatalError
 from airflow_provider_rtcim.sensors.rtcim import BASELINE_STATE_KEY, RtcImConversationCountSensor
 from airflow_provider_rtcim.triggers.rtcim import RtcImConversationCountTrigger, count_condition_met
 
@@ -118,8 +120,15 @@ def test_defaults_and_templated_fields():
     assert (sensor.data_type, sensor.inbox_type) == (1, 0)
     assert (sensor.direction, sensor.min_delta) == ("any", 1)
     assert sensor.rtcim_conn_id == "rtcim_default"
+    assert sensor.max_qps is None
     assert sensor.deferrable is False
-    assert set(sensor.template_fields) == {"participant_user_id", "baseline_count", "app_id"}
+    assert set(sensor.template_fields) == {
+        "participant_user_id",
+        "baseline_count",
+        "app_id",
+        "data_type",
+        "inbox_type",
+    }
     # No I/O in __init__: nothing has built the hook yet.
     assert "hook" not in sensor.__dict__
 
@@ -130,9 +139,16 @@ def test_defaults_and_templated_fields():
         ({"direction": "up"}, "direction", "any, increase, decrease"),
         ({"min_delta": 0}, "min_delta", ">= 1"),
         ({"min_delta": True}, "min_delta", ">= 1"),
-        ({"min_delta": "2"}, "min_delta", ">= 1"),
+        ({"min_delta": "0"}, "min_delta", ">= 1"),
+        ({"min_delta": "two"}, "min_delta", ">= 1"),
+        ({"min_delta": 1.5}, "min_delta", ">= 1"),
+        ({"min_delta": "{{ params.d }}"}, "min_delta", "not templated"),
         ({"data_type": 3}, "data_type", "0 (cache"),
+        ({"data_type": "3"}, "data_type", "0 (cache"),
         ({"inbox_type": -1}, "inbox_type", ">= 0"),
+        ({"inbox_type": "-1"}, "inbox_type", "integer"),
+        ({"max_qps": -1}, "max_qps", ">= 0"),
+        ({"max_qps": "fast"}, "max_qps", "number"),
         ({"participant_user_id": "abc"}, "participant_user_id", "integer"),
         ({"participant_user_id": 0}, "participant_user_id", "positive"),
         ({"baseline_count": -1}, "baseline_count", ">= 0"),
@@ -145,6 +161,16 @@ def test_constructor_rejects_bad_arguments(kwargs, field, allowed):
     with pytest.raises(ValueError, match=field) as info:
         RtcImConversationCountSensor(**args)
     assert allowed in str(info.value)
+
+
+def test_min_delta_accepts_numeric_strings():
+    assert RtcImConversationCountSensor(task_id="s", participant_user_id=1, min_delta="2").min_delta == 2
+    assert RtcImConversationCountSensor(task_id="s", participant_user_id=1, min_delta=" 3 ").min_delta == 3
+
+
+def test_max_qps_is_validated_and_kept():
+    assert RtcImConversationCountSensor(task_id="s", participant_user_id=1, max_qps="24").max_qps == 24.0
+    assert RtcImConversationCountSensor(task_id="s", participant_user_id=1, max_qps=0).max_qps == 0.0
 
 
 def test_positional_arguments_are_refused():
@@ -161,14 +187,33 @@ def test_templated_values_are_checked_once_rendered():
     )
     # Rendered strings: numbers are converted, "None"/"" mean no value.
     sensor.participant_user_id, sensor.baseline_count, sensor.app_id = " 42 ", "7", "None"
-    assert sensor._resolved() == (42, None, 7)
+    assert sensor._resolved() == (42, None, 7, 1, 0)
     sensor.baseline_count, sensor.app_id = "", "1001"
-    assert sensor._resolved() == (42, 1001, None)
+    assert sensor._resolved() == (42, 1001, None, 1, 0)
     sensor.baseline_count = "seven"
     with pytest.raises(ValueError, match="baseline_count"):
         sensor._resolved()
     sensor.baseline_count, sensor.participant_user_id = None, "-3"
     with pytest.raises(ValueError, match="participant_user_id"):
+        sensor._resolved()
+
+
+def test_data_type_and_inbox_type_are_templated_and_checked_once_rendered():
+    sensor = RtcImConversationCountSensor(
+        task_id="s", participant_user_id=1, data_type="{{ params.dt }}", inbox_type="{{ params.it }}"
+    )  # not checked yet: templates
+    sensor.render_template_fields({"params": {"dt": 0, "it": 2}})
+    assert (sensor.data_type, sensor.inbox_type) == ("0", "2")
+    args = sensor._resolved()
+    assert (args.data_type, args.inbox_type) == (0, 2)
+    # The stored-baseline identity uses the rendered, converted values.
+    assert sensor._state_identity(args)["data_type"] == 0
+    sensor.data_type = "7"
+    with pytest.raises(ValueError, match="data_type") as info:
+        sensor._resolved()
+    assert "0 (cache" in str(info.value)
+    sensor.data_type, sensor.inbox_type = "1", "-2"
+    with pytest.raises(ValueError, match="inbox_type"):
         sensor._resolved()
 
 
@@ -226,15 +271,61 @@ def test_execute_complete_timeout_is_a_sensor_timeout():
 
 
 def test_execute_complete_error_fails_with_the_code():
-    event = {"status": "error", "code": "AccessDenied", "retryable": False, "message": "no"}
-    with pytest.raises(AirflowFailException, match="AccessDenied") as info:
+    event = {
+        "status": "error",
+        "code": "AccessDenied",
+        "http_status": 403,
+        "request_id": "REQ-1",
+        "action": "GetUserConversations",
+        "retryable": False,
+        "participant_user_id": 77,
+        "message": "no",
+    }
+    with pytest.raises(RtcImFatalError, match="AccessDenied") as info:
         _sensor().execute_complete({}, event)
-    assert "permissions" in str(info.value)  # the fix hint
+    assert isinstance(info.value, AirflowFailException) and isinstance(info.value, RtcImApiError)
+    assert (info.value.code, info.value.request_id, info.value.http_status) == ("AccessDenied", "REQ-1", 403)
+    text = str(info.value)
+    assert text.count("permissions") == 1  # the fix hint, once
+    assert text.count("REQ-1") == 1 and text.count("AccessDenied") == 1
+    assert "participant_user_id=77" in text
     # A transient failure the hook gave up on stays retryable by the task's own retries.
-    event = {"status": "error", "code": "ServiceUnavailableTemp", "retryable": True, "message": "503"}
-    with pytest.raises(AirflowException, match="ServiceUnavailableTemp") as info:
+    event = {
+        **event,
+        "code": "ServiceUnavailableTemp",
+        "http_status": 503,
+        "retryable": True,
+        "message": "503",
+    }
+    with pytest.raises(RtcImError, match="ServiceUnavailableTemp") as info:
         _sensor().execute_complete({}, event)
-    assert not isinstance(info.value, AirflowFailException)
+    assert not isinstance(info.value, AirflowException)
+    assert str(info.value).count("REQ-1") == 1
+
+
+def test_soft_fail_does_not_skip_a_retryable_trigger_error():
+    """Airflow's resume_execution turns any AirflowException into a skip under soft_fail.
+
+    A transient error (poke mode: the task fails and is retried) must not become a skip
+    after a deferral either: the real resume path raises the error itself.
+    """
+    event = {
+        "status": "error",
+        "code": "ServiceUnavailableTemp",
+        "http_status": 503,
+        "request_id": "REQ-2",
+        "retryable": True,
+        "participant_user_id": 1,
+        "message": "service unavailable",
+    }
+    sensor = _sensor(soft_fail=True)
+    with pytest.raises(RtcImError) as info:
+        sensor.resume_execution("execute_complete", {"event": event}, {})
+    assert not isinstance(info.value, (AirflowException, AirflowSkipException))
+    assert info.value.code == "ServiceUnavailableTemp" and info.value.request_id == "REQ-2"
+    # never_fail skips any failure in poke mode, so it does after a deferral too.
+    with pytest.raises(AirflowSkipException):
+        _sensor(never_fail=True).resume_execution("execute_complete", {"event": event}, {})
 
 
 def test_soft_fail_turns_trigger_failures_into_a_skip():
@@ -257,13 +348,14 @@ def _trigger(**overrides: Any) -> RtcImConversationCountTrigger:
         "min_delta": 2,
         "rtcim_conn_id": "rtcim_default",
         "poll_interval": 0.2,
+        "max_qps": None,
     }
     kwargs.update(overrides)
     return RtcImConversationCountTrigger(**kwargs)
 
 
 def test_trigger_serialize_round_trip():
-    trigger = _trigger(app_id=1234)
+    trigger = _trigger(app_id=1234, max_qps=24.0)
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_rtcim.triggers.rtcim.RtcImConversationCountTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs  # JSON-able
@@ -273,6 +365,23 @@ def test_trigger_serialize_round_trip():
     assert rebuilt.serialize() == (classpath, kwargs)
     assert vars(rebuilt) == vars(trigger)
     assert kwargs["baseline_count"] == 5 and kwargs["app_id"] == 1234
+    assert kwargs["max_qps"] == 24.0 and rebuilt.max_qps == 24.0
+
+
+@pytest.mark.parametrize(("max_qps", "expected"), [(24.0, 24.0), (None, 95.0)])
+def test_trigger_hook_has_the_qps_cap(rtcim_connection, max_qps, expected):
+    hook = asyncio.run(_trigger(max_qps=max_qps)._build_hook())
+    try:
+        assert hook.client.rate_limiter.max_qps == expected  # None: the hook's default cap
+    finally:
+        hook.close()
+
+
+def test_sensor_hook_has_the_qps_cap(rtcim_connection):
+    sensor = RtcImConversationCountSensor(task_id="s", participant_user_id=1, max_qps=24)
+    assert sensor.hook.client.rate_limiter.max_qps == 24.0
+    default = RtcImConversationCountSensor(task_id="s2", participant_user_id=1)
+    assert default.hook.client.rate_limiter.max_qps == 95.0
 
 
 def _run_trigger(trigger: RtcImConversationCountTrigger) -> list[dict[str, Any]]:
@@ -339,9 +448,23 @@ def test_trigger_run_error_event_for_unknown_app(rtcim_connection):
     assert event["status"] == "error"
     assert event["code"] == "InvalidParameter.NotExistAppId"
     assert event["retryable"] is False
+    assert event["request_id"]  # the emulator's RequestIds are never empty
+    assert event["action"] == "GetUserConversations"
     _assert_no_secret(emu, event)
-    with pytest.raises(AirflowFailException, match=r"InvalidParameter\.NotExistAppId"):
+    with pytest.raises(RtcImFatalError) as info:
         _sensor().execute_complete({}, event)
+    _assert_names_the_failure(info.value, user_id=emu.user_ids[0], request_id=event["request_id"])
+
+
+def _assert_names_the_failure(exc: BaseException, *, user_id: int, request_id: str) -> None:
+    """A hopeless failure: fails without retries, text names user, Code, hint, RequestId once."""
+    assert isinstance(exc, AirflowFailException) and isinstance(exc, RtcImApiError)
+    assert exc.request_id == request_id and exc.code == "InvalidParameter.NotExistAppId"
+    text = str(exc)
+    assert f"participant_user_id={user_id}" in text
+    assert text.count(request_id) == 1
+    assert text.count("InvalidParameter.NotExistAppId") == 1
+    assert text.count("the AppId does not exist for this account") == 1  # the fix hint
 
 
 def test_trigger_run_error_event_for_missing_connection(monkeypatch):
@@ -350,6 +473,11 @@ def test_trigger_run_error_event_for_missing_connection(monkeypatch):
     assert len(events) == 1
     assert events[0]["status"] == "error"
     assert "rtcim_nope" in events[0]["message"]
+    # Not an API verdict: as in poke mode, the task's retries may have a go (no soft_fail skip).
+    assert events[0]["retryable"] is True
+    with pytest.raises(RtcImError, match="rtcim_nope") as info:
+        _sensor(soft_fail=True).resume_execution("execute_complete", {"event": events[0]}, {})
+    assert not isinstance(info.value, AirflowException)
 
 
 def test_trigger_run_times_out_at_its_deadline(rtcim_connection):
@@ -399,15 +527,53 @@ def test_poke_non_retryable_error_fails_with_the_code(rtcim_connection):
     sensor = RtcImConversationCountSensor(
         task_id="s", participant_user_id=emu.user_ids[0], app_id=UNKNOWN_APP_ID
     )
-    with pytest.raises(AirflowFailException, match=r"InvalidParameter\.NotExistAppId") as info:
+    with pytest.raises(RtcImFatalError) as info:
         sensor.poke({})
     assert emu.secret_access_key not in str(info.value)
+    assert info.value.request_id  # the emulator's RequestIds are never empty
+    _assert_names_the_failure(info.value, user_id=emu.user_ids[0], request_id=info.value.request_id)
     # soft_fail applies to AirflowFailException in 3.3: the task is skipped, not failed.
     soft = RtcImConversationCountSensor(
         task_id="s2", participant_user_id=emu.user_ids[0], app_id=UNKNOWN_APP_ID, soft_fail=True
     )
     with pytest.raises(AirflowSkipException):
         soft.execute({})
+
+
+def test_same_failure_text_in_poke_and_deferrable_mode(rtcim_connection):
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    with pytest.raises(RtcImFatalError) as poked:
+        RtcImConversationCountSensor(task_id="s", participant_user_id=uid, app_id=UNKNOWN_APP_ID).poke({})
+    (event,) = _run_trigger(_trigger(participant_user_id=uid, app_id=UNKNOWN_APP_ID))
+    with pytest.raises(RtcImFatalError) as deferred:
+        _sensor().execute_complete({}, event)
+    assert poked.value.request_id != deferred.value.request_id  # two requests
+    assert str(poked.value).replace(poked.value.request_id, "R") == str(deferred.value).replace(
+        deferred.value.request_id, "R"
+    )
+
+
+def test_transient_error_that_outlasts_retries_is_retried_not_skipped(rtcim_connection, monkeypatch):
+    """soft_fail: a 503 the hook gave up on fails the task (retries apply) in both modes."""
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    monkeypatch.setenv("AIRFLOW_CONN_RTCIM_DEFAULT", emu.connection_json(max_retries=0))
+    emu.configure(fault_rate=1.0, fault_kinds=["503"], max_consecutive_faults=100)
+    poke_sensor = RtcImConversationCountSensor(task_id="s", participant_user_id=uid, soft_fail=True)
+    with pytest.raises(RtcImApiError) as poked:
+        poke_sensor.execute({})  # BaseSensorOperator.execute: soft_fail does not apply
+    assert not isinstance(poked.value, AirflowFailException)
+    (event,) = _run_trigger(_trigger(participant_user_id=uid))
+    assert (event["status"], event["code"], event["retryable"]) == ("error", "ServiceUnavailableTemp", True)
+    assert event["request_id"]
+    with pytest.raises(RtcImError) as deferred:
+        _sensor(soft_fail=True).resume_execution("execute_complete", {"event": event}, {})
+    assert not isinstance(deferred.value, AirflowException)
+    for exc in (poked.value, deferred.value):
+        assert exc.code == "ServiceUnavailableTemp"
+        assert str(exc).count(exc.request_id) == 1
+        assert f"participant_user_id={uid}" in str(exc)
 
 
 def test_execute_poke_mode_sensor_timeout(rtcim_connection):
@@ -431,6 +597,7 @@ def test_deferrable_execute_pokes_once_then_defers_with_the_baseline(rtcim_conne
         min_delta=2,
         poke_interval=5,
         timeout=600,
+        max_qps=24,
     )
     started = time.time()
     with pytest.raises(TaskDeferred) as info:
@@ -444,6 +611,7 @@ def test_deferrable_execute_pokes_once_then_defers_with_the_baseline(rtcim_conne
     assert kwargs["baseline_count"] == baseline
     assert kwargs["participant_user_id"] == uid  # rendered and converted to int
     assert (kwargs["direction"], kwargs["min_delta"], kwargs["poll_interval"]) == ("increase", 2, 5.0)
+    assert kwargs["max_qps"] == 24.0
     assert started + 600 <= kwargs["end_time"] <= time.time() + 600
     assert deferred.timeout is not None and deferred.timeout.total_seconds() >= 600
     _assert_no_secret(emu, kwargs)

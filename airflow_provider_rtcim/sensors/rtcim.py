@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import (
@@ -17,14 +17,16 @@ from airflow.sdk.exceptions import (
     AirflowTaskTimeout,
 )
 
-from airflow_provider_rtcim.core.errors import RtcImError, hint_for
+from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.validation import (
     to_int,
+    to_positive_float,
     validate_app_id,
     validate_data_type,
     validate_inbox_type,
     validate_user_id,
 )
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImFatalError
 from airflow_provider_rtcim.triggers.rtcim import (
     DIRECTIONS,
     RtcImConversationCountTrigger,
@@ -75,6 +77,75 @@ def _validate_app_id(value: Any) -> int | None:
     return None if value is None else validate_app_id(value, "app_id")
 
 
+def _validate_min_delta(value: Any) -> int:
+    if isinstance(value, str) and _looks_templated(value):
+        raise ValueError(f"min_delta is not templated: give an integer >= 1; got {value!r}")
+    try:
+        number = to_int(value, "min_delta")
+    except ValueError:
+        raise ValueError(
+            f"min_delta must be an integer >= 1 (or a string of digits); got {value!r}"
+        ) from None
+    if number < 1:
+        raise ValueError(f"min_delta must be an integer >= 1; got {value!r}")
+    return number
+
+
+class _Arguments(NamedTuple):
+    """The rendered templated fields, validated."""
+
+    participant_user_id: int
+    app_id: int | None
+    baseline_count: int | None
+    data_type: int
+    inbox_type: int
+
+
+def _failure_text(user_id: Any, message: str) -> str:
+    return f"counting conversations of participant_user_id={user_id} failed: {message}"
+
+
+def _failure(
+    *,
+    user_id: Any,
+    message: str,
+    code: str | None,
+    http_status: int | None,
+    request_id: str | None,
+    action: str | None,
+    retryable: bool,
+    deferred: bool,
+) -> Exception:
+    """The exception a failed count raises, the same text in poke and deferrable mode.
+
+    Its text names the user, the ``Code``, the fix hint and the ``RequestId`` once each (see
+    :meth:`RtcImError.__str__`).
+
+    - Not retryable: :class:`RtcImFatalError`, an ``AirflowFailException`` (no task retries;
+      ``soft_fail`` skips).
+    - Retryable (the hook's own retries gave up): the task should fail and its ``retries``
+      apply, and ``soft_fail`` must not skip it. In poke mode ``BaseSensorOperator.execute``
+      skips only ``AirflowSensorTimeout``/``AirflowTaskTimeout``/``AirflowFailException``, so
+      an :class:`RtcImApiError` is fine there. After a deferral, Airflow 3.3's
+      ``BaseSensorOperator.resume_execution`` turns *every* ``AirflowException`` into a skip
+      under ``soft_fail``, so the deferrable path raises the core :class:`RtcImError`, which is
+      not an ``AirflowException``; the task runner still fails it with retries (it treats any
+      exception that way). Catch ``RtcImError`` to handle both.
+    """
+    text = _failure_text(user_id, message)
+    details: dict[str, Any] = {
+        "code": code,
+        "http_status": http_status,
+        "request_id": request_id,
+        "action": action,
+    }
+    if not retryable:
+        return RtcImFatalError(text, **details)
+    if deferred:
+        return RtcImError(text, **details)
+    return RtcImApiError(text, **details)
+
+
 class RtcImConversationCountSensor(BaseSensorOperator):
     """Wait until a user's conversation count has moved from a baseline by at least ``min_delta``.
 
@@ -91,23 +162,50 @@ class RtcImConversationCountSensor(BaseSensorOperator):
 
     Returns (XCom ``return_value``) ``{"baseline_count": b, "count": c}``.
 
+    **Failures.** An error no retry can fix (unknown AppId, bad signature, ...) raises
+    :class:`~airflow_provider_rtcim.exceptions.RtcImFatalError` (an ``AirflowFailException``:
+    no task retries; ``soft_fail`` skips the task). A transient error that outlasted the hook's
+    retries fails the task so its ``retries`` apply, and ``soft_fail`` does not skip it, in
+    both modes. Either way the message names the user, the ``Code``, the fix hint and the
+    ``RequestId`` (to quote to Volcengine support).
+
+    **Request rate and pools.** Each sensor has its own hook and rate limiter, capped at
+    ``max_qps``. A pool bounds the requests of the tasks holding its slots, but a deferred
+    task holds no slot (unless the pool counts deferred tasks, ``include_deferred=True``), so
+    while deferred only ``max_qps`` caps the trigger's polling. Give the sensor the same
+    ``max_qps`` as the pool's per-slot budget (for example 24 for a 4-slot share of the
+    account's 100 QPS) so that budget holds whether the sensor pokes in a worker or waits in
+    the triggerer. A waiting sensor makes one request per page of the user's conversations
+    (20 per page) every ``poke_interval``.
+
     :param participant_user_id: the user whose conversations are counted. Templated.
     :param baseline_count: the count to compare against; None (or a template rendering to
         ``"None"``/``""``) means the count at the first poke. Templated, so it can come from an
         upstream task's XCom.
     :param app_id: AppId; None uses the connection's ``extra.app_id``. Templated.
     :param data_type: ``DataType`` of the listing: 0 cache, 1 database (default), 2 live groups.
-    :param inbox_type: ``InboxType`` (>= 0), default 0.
+        Templated.
+    :param inbox_type: ``InboxType`` (>= 0), default 0. Templated.
     :param direction: ``"any"`` (default), ``"increase"`` or ``"decrease"``.
-    :param min_delta: how far the count must move from the baseline (integer >= 1), default 1.
+    :param min_delta: how far the count must move from the baseline (integer >= 1, or a string
+        of digits), default 1.
     :param rtcim_conn_id: the RTC IM connection id, default ``rtcim_default``.
+    :param max_qps: cap on this sensor's requests per second, in poke mode and in the trigger
+        while deferred (None: the connection's ``extra.max_qps``, else the hook's default 95;
+        0: no client-side cap). See *Request rate and pools* above.
     :param deferrable: wait in the triggerer instead of a worker slot; default from
         ``[operators] default_deferrable``.
     :param kwargs: the usual sensor arguments (``poke_interval``, ``timeout``, ``mode``,
         ``soft_fail``, ``exponential_backoff``, ...).
     """
 
-    template_fields: Sequence[str] = ("participant_user_id", "baseline_count", "app_id")
+    template_fields: Sequence[str] = (
+        "participant_user_id",
+        "baseline_count",
+        "app_id",
+        "data_type",
+        "inbox_type",
+    )
     ui_color = "#d9f2e6"
 
     def __init__(
@@ -116,24 +214,28 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         participant_user_id: int | str,
         baseline_count: int | str | None = None,
         app_id: int | str | None = None,
-        data_type: int = 1,
-        inbox_type: int = 0,
+        data_type: int | str = 1,
+        inbox_type: int | str = 0,
         direction: str = "any",
-        min_delta: int = 1,
+        min_delta: int | str = 1,
         rtcim_conn_id: str = "rtcim_default",
+        max_qps: float | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, int) or min_delta < 1:
-            raise ValueError(f"min_delta must be an integer >= 1; got {min_delta!r}")
+        min_delta = _validate_min_delta(min_delta)
         if not isinstance(rtcim_conn_id, str) or not rtcim_conn_id:
             raise ValueError(f"rtcim_conn_id must be a non-empty string; got {rtcim_conn_id!r}")
-        self.data_type = validate_data_type(data_type)
-        self.inbox_type = validate_inbox_type(inbox_type)
+        # None: the connection's extra.max_qps (or the hook's default); 0: no client-side cap.
+        self.max_qps = None if max_qps is None else to_positive_float(max_qps, "max_qps", allow_zero=True)
         # Templated fields: check now what is already a plain value, the rest once rendered.
+        if _is_literal(data_type):
+            validate_data_type(data_type)
+        if _is_literal(inbox_type):
+            validate_inbox_type(inbox_type)
         if _is_literal(participant_user_id):
             validate_user_id(participant_user_id, "participant_user_id")
         if _is_literal(baseline_count):
@@ -143,6 +245,8 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         self.participant_user_id = participant_user_id
         self.baseline_count = baseline_count
         self.app_id = app_id
+        self.data_type = data_type
+        self.inbox_type = inbox_type
         self.direction = direction
         self.min_delta = min_delta
         self.rtcim_conn_id = rtcim_conn_id
@@ -154,46 +258,56 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         """The RTC IM hook, built on first use (no I/O in ``__init__``)."""
         from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
-        return RtcImHook(rtcim_conn_id=self.rtcim_conn_id)
+        return RtcImHook(rtcim_conn_id=self.rtcim_conn_id, max_qps=self.max_qps)
 
     # ------------------------------------------------------------------ arguments
-    def _resolved(self) -> tuple[int, int | None, int | None]:
-        """(user id, app id, explicit baseline) from the rendered templated fields, validated."""
-        user_id = validate_user_id(self.participant_user_id, "participant_user_id")
-        app_id = _validate_app_id(self.app_id)
-        baseline = _validate_baseline(self.baseline_count)
-        return user_id, app_id, baseline
+    def _resolved(self) -> _Arguments:
+        """The rendered templated fields, validated (the same checks as in ``__init__``)."""
+        return _Arguments(
+            participant_user_id=validate_user_id(self.participant_user_id, "participant_user_id"),
+            app_id=_validate_app_id(self.app_id),
+            baseline_count=_validate_baseline(self.baseline_count),
+            data_type=validate_data_type(self.data_type),
+            inbox_type=validate_inbox_type(self.inbox_type),
+        )
 
-    def _state_identity(self, user_id: int, app_id: int | None) -> dict[str, Any]:
+    @staticmethod
+    def _state_identity(args: _Arguments) -> dict[str, Any]:
         """What a stored baseline was counted for; a stored one is reused only if it matches."""
         return {
-            "participant_user_id": user_id,
-            "app_id": app_id,
-            "data_type": self.data_type,
-            "inbox_type": self.inbox_type,
+            "participant_user_id": args.participant_user_id,
+            "app_id": args.app_id,
+            "data_type": args.data_type,
+            "inbox_type": args.inbox_type,
         }
 
     # ------------------------------------------------------------------ counting
-    def _count(self, user_id: int, app_id: int | None) -> int:
+    def _count(self, args: _Arguments) -> int:
         try:
             return self.hook.count_user_conversations(
-                user_id, data_type=self.data_type, inbox_type=self.inbox_type, app_id=app_id
+                args.participant_user_id,
+                data_type=args.data_type,
+                inbox_type=args.inbox_type,
+                app_id=args.app_id,
             )
         except RtcImError as exc:
-            if exc.retryable:
-                # The hook already retried; let the task's own retries have a go.
-                raise
-            hint = hint_for(exc.code)
-            raise AirflowFailException(
-                f"Counting conversations of user {user_id} failed with {exc.code}: {exc.message}"
-                + (f" ({hint})" if hint else "")
+            # Retryable: the hook already retried; the task's own retries may have a go.
+            raise _failure(
+                user_id=args.participant_user_id,
+                message=exc.message,
+                code=exc.code,
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+                action=exc.action,
+                retryable=exc.retryable,
+                deferred=False,
             ) from exc
 
-    def _baseline_for(self, context: Context, user_id: int, app_id: int | None, count: int) -> int:
+    def _baseline_for(self, context: Context, args: _Arguments, count: int) -> int:
         """The first-poke baseline: from this instance, else the task state store, else ``count``."""
         if self._baseline is not None:
             return self._baseline
-        identity = self._state_identity(user_id, app_id)
+        identity = self._state_identity(args)
         store = context.get("task_state_store")
         if store is not None:
             stored = store.get(BASELINE_STATE_KEY)
@@ -211,7 +325,9 @@ class RtcImConversationCountSensor(BaseSensorOperator):
                 "(Airflow >= 3.3) to keep the first-poke baseline across reschedules"
             )
         self._baseline = count
-        self.log.info("Baseline conversation count of user %s: %s (first poke)", user_id, count)
+        self.log.info(
+            "Baseline conversation count of user %s: %s (first poke)", args.participant_user_id, count
+        )
         if store is not None:
             store.set(BASELINE_STATE_KEY, {"baseline_count": count, "identity": identity})
         return count
@@ -230,12 +346,11 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             self.log.warning("Could not delete the stored baseline %r", BASELINE_STATE_KEY, exc_info=True)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        user_id, app_id, explicit_baseline = self._resolved()
-        count = self._count(user_id, app_id)
+        args = self._resolved()
+        user_id, explicit_baseline = args.participant_user_id, args.baseline_count
+        count = self._count(args)
         baseline = (
-            explicit_baseline
-            if explicit_baseline is not None
-            else self._baseline_for(context, user_id, app_id, count)
+            explicit_baseline if explicit_baseline is not None else self._baseline_for(context, args, count)
         )
         # Remembered for the deferral that may follow the synchronous first poke.
         self._baseline = baseline
@@ -277,10 +392,16 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             if getattr(self, "never_fail", False):
                 raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
             raise
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
+            raise
         if isinstance(result, PokeReturnValue) and result.is_done:
             self.log.info("Success criteria met at the first poke; not deferring.")
             return result.xcom_value
-        user_id, app_id, _ = self._resolved()
+        args = self._resolved()
         if self._baseline is None:  # pragma: no cover - poke always sets it
             raise AirflowException("internal error: no baseline after the first poke")
         # The trigger enforces the sensor's timeout itself (end_time); the deferral timeout is a
@@ -290,26 +411,29 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             deferral_timeout = min(deferral_timeout, self.execution_timeout)
         self.defer(
             trigger=RtcImConversationCountTrigger(
-                participant_user_id=user_id,
+                participant_user_id=args.participant_user_id,
                 baseline_count=self._baseline,
                 end_time=end_time,
-                app_id=app_id,
-                data_type=self.data_type,
-                inbox_type=self.inbox_type,
+                app_id=args.app_id,
+                data_type=args.data_type,
+                inbox_type=args.inbox_type,
                 direction=self.direction,
                 min_delta=self.min_delta,
                 rtcim_conn_id=self.rtcim_conn_id,
                 poll_interval=self.poke_interval,
+                max_qps=self.max_qps,
             ),
             method_name="execute_complete",
             timeout=deferral_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, int]:
-        """Turn the trigger's event into the sensor's result or a clear failure.
+        """Turn the trigger's event into the sensor's result or the same failure as in poke mode.
 
-        ``soft_fail`` (handled by ``BaseSensorOperator.resume_execution``) turns the failures
-        raised here into a skip.
+        ``BaseSensorOperator.resume_execution`` turns any ``AirflowException`` raised here into
+        a skip under ``soft_fail`` (a timeout, a hopeless error); a retryable error is raised
+        as the core ``RtcImError`` (not an ``AirflowException``) so it fails the task and its
+        ``retries`` apply, as in poke mode (see :func:`_failure`).
         """
         if not isinstance(event, dict) or "status" not in event:
             raise AirflowException(f"RtcImConversationCountTrigger sent no valid event: {event!r}")
@@ -325,13 +449,23 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         if status == "timeout":
             raise AirflowSensorTimeout(f"Sensor has timed out: {message}")
         if status == "error":
-            code = event.get("code")
-            text = f"Counting conversations failed with {code}: {message}"
-            hint = hint_for(code)
-            if hint:
-                text += f" ({hint})"
-            if event.get("retryable"):
-                # Transient and already retried by the hook: let the task's retries try again.
-                raise AirflowException(text)
-            raise AirflowFailException(text)
+            user_id = event.get("participant_user_id")
+            if user_id is None:
+                user_id = self.participant_user_id
+            retryable = bool(event.get("retryable"))
+            if retryable and getattr(self, "never_fail", False):
+                # Poke mode skips any poke failure under never_fail: so does the deferrable path.
+                raise AirflowSkipException(
+                    "Skipping due to never_fail is set to True: " + _failure_text(user_id, message)
+                )
+            raise _failure(
+                user_id=user_id,
+                message=message or "no message",
+                code=event.get("code"),
+                http_status=event.get("http_status"),
+                request_id=event.get("request_id"),
+                action=event.get("action"),
+                retryable=retryable,
+                deferred=True,
+            )
         raise AirflowException(f"RtcImConversationCountTrigger sent an unknown status {status!r}: {event!r}")

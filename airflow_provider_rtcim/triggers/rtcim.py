@@ -9,8 +9,12 @@ Events (the payload of the single :class:`~airflow.triggers.base.TriggerEvent` i
 
 - ``{"status": "success", "baseline_count": b, "count": c, "participant_user_id": u, "message": ...}``
 - ``{"status": "timeout", "baseline_count": b, "count": c_or_None, "participant_user_id": u, "message": ...}``
-- ``{"status": "error", "code": ..., "http_status": ..., "request_id": ..., "retryable": bool,
-  "participant_user_id": u, "message": ...}``
+- ``{"status": "error", "code": ..., "http_status": ..., "request_id": ..., "action": ...,
+  "retryable": bool, "participant_user_id": u, "message": ...}``: ``message`` is the error's
+  own message (without code, hint or RequestId, which have their own keys), so the sensor
+  rebuilds the same text as in poke mode. ``retryable`` is False only for an RTC IM error no
+  retry can fix; anything else (a transient error the hook's retries outlasted, a missing
+  connection, an unexpected error) is left to the task's ``retries``, as in poke mode.
 
 Payloads and ``serialize()`` output never hold credentials: only ids, counts and the API's
 own error code and message.
@@ -63,6 +67,9 @@ class RtcImConversationCountTrigger(BaseTrigger):
     :param min_delta: how far the count must move, at least 1.
     :param rtcim_conn_id: the Airflow connection id.
     :param poll_interval: seconds between two counts.
+    :param max_qps: client-side cap on this trigger's requests per second (None: the
+        connection's ``extra.max_qps`` or the hook's default 95; 0: no cap). A deferred task
+        holds no pool slot, so a pool does not bound the trigger's requests: this cap does.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
         min_delta: int = 1,
         rtcim_conn_id: str = "rtcim_default",
         poll_interval: float = 60.0,
+        max_qps: float | None = None,
     ) -> None:
         super().__init__()
         self.participant_user_id = participant_user_id
@@ -90,6 +98,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
         self.min_delta = min_delta
         self.rtcim_conn_id = rtcim_conn_id
         self.poll_interval = poll_interval
+        self.max_qps = max_qps
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and every constructor argument (JSON-able values only)."""
@@ -106,6 +115,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
                 "min_delta": self.min_delta,
                 "rtcim_conn_id": self.rtcim_conn_id,
                 "poll_interval": self.poll_interval,
+                "max_qps": self.max_qps,
             },
         )
 
@@ -118,7 +128,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
         conn = await BaseHook.aget_connection(self.rtcim_conn_id)
         extra = await conn.aextra_dejson()
         # Building the hook may import requests and open a session: keep it off the event loop.
-        return await asyncio.to_thread(RtcImHook.from_connection, conn, extra=extra)
+        return await asyncio.to_thread(RtcImHook.from_connection, conn, extra=extra, max_qps=self.max_qps)
 
     def _count(self, hook: RtcImHook) -> int:
         return hook.count_user_conversations(
@@ -132,18 +142,25 @@ class RtcImConversationCountTrigger(BaseTrigger):
         from airflow_provider_rtcim.core.errors import RtcImError
 
         if isinstance(exc, RtcImError):
-            code, http_status, request_id = exc.code, exc.http_status, exc.request_id
+            code, http_status, request_id, action = exc.code, exc.http_status, exc.request_id, exc.action
             retryable = bool(exc.retryable)
-            message = str(exc)
+            message = exc.message
         else:
-            code, http_status, request_id, retryable = type(exc).__name__, None, None, False
-            message = f"{type(exc).__name__}: {exc}"
+            # Not an API verdict (a missing connection, a bug): poke mode would fail the task
+            # and let its retries have a go, so the deferrable path does the same.
+            code, http_status, request_id, action = type(exc).__name__, None, None, None
+            retryable = True
+            message = str(exc) or type(exc).__name__
+        self.log.error(
+            "Counting conversations of user %s failed: %s", self.participant_user_id, exc, exc_info=exc
+        )
         return TriggerEvent(
             {
                 "status": "error",
                 "code": code,
                 "http_status": http_status,
                 "request_id": request_id,
+                "action": action,
                 "retryable": retryable,
                 "participant_user_id": self.participant_user_id,
                 "message": message,
