@@ -27,7 +27,7 @@ PAGE_SIZE = 20
 LATENCY = 0.05
 SERVER_QPS = 100
 WORKERS = 32
-SEQUENTIAL_USERS = 20
+SEQUENTIAL_USERS = 200  # the same data as the parallel run: one user after another
 BENCH = "1 sync throughput"
 
 

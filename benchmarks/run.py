@@ -39,6 +39,23 @@ BENCHMARKS = [
 ]
 COLUMNS = ("benchmark", "measure", "value", "baseline", "ratio", "target", "met?")
 RESULTS = REPO / "benchmarks" / "results" / "latest.md"
+README = REPO / "README.md"
+README_START = "<!-- BENCH-TABLE -->"
+README_END = "<!-- /BENCH-TABLE -->"
+
+
+def update_readme(section: str, readme: Path = README) -> bool:
+    """Replace the block between the README's BENCH-TABLE markers with ``section``."""
+    text = readme.read_text(encoding="utf-8")
+    start = text.find(README_START)
+    if start < 0:
+        return False
+    end = text.find(README_END, start)
+    end = end + len(README_END) if end >= 0 else start + len(README_START)
+    readme.write_text(
+        text[:start] + f"{README_START}\n{section}\n{README_END}" + text[end:], encoding="utf-8"
+    )
+    return True
 
 
 def machine_line() -> str:
@@ -203,6 +220,17 @@ def main() -> int:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text("\n".join(lines), encoding="utf-8")
         print(f"Wrote {output}")
+        section = "\n".join(
+            [
+                f"Latest run: {when}, commit {git_commit()}, {total:.0f} s. Machine: {machine}.",
+                "",
+                md_table(rows),
+                "",
+                f"Notes on each figure and the load during the run: `{output.relative_to(REPO)}`.",
+            ]
+        )
+        if update_readme(section):
+            print(f"Updated the benchmark table in {README.name}")
     else:
         print(f"(--only: {output} not written)")
     for failure in failures:
