@@ -6,6 +6,9 @@ Copy this file into your DAGs folder and set two Airflow Variables (or leave the
   (a manual run may pass ``{"user_ids": [...]}`` as its conf instead);
 * ``rtcim_output_base``: where the partitions go, any ``ObjectStoragePath`` URL:
   ``file:///data/rtcim`` (default ``file:///tmp/rtcim``), ``s3://aws_default@bucket/rtcim``, ...
+  A ``file://`` base only suits a single machine: with Celery or Kubernetes workers, the report
+  DAG may run elsewhere, so use object storage (``s3://`` needs
+  ``apache-airflow-providers-amazon[s3fs]``, ``gs://`` needs ``apache-airflow-providers-google``).
 
 Each run writes one gzip JSON Lines file,
 ``{base}/user_conversations/synced_at=YYYYMMDDTHHMMSSZ/conversations.jsonl.gz``: one row per
@@ -60,7 +63,7 @@ with DAG(
         task_id="sync_user_conversations",
         participant_user_id="{{ params.user_ids or var.json.get('rtcim_user_ids', []) }}",
         output_path=(
-            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim') }}/user_conversations/"
+            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/user_conversations/"
             "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}/conversations.jsonl.gz"
         ),
         asset=RTCIM_CONVERSATIONS,

@@ -79,7 +79,7 @@ with DAG(
         max_qps=MAX_QPS_PER_TASK,
         max_workers=8,
         output_path=(
-            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim') }}/user_conversations_mapped/"
+            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/user_conversations_mapped/"
             "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}/"
             "batch={{ '%05d' % ti.map_index }}.jsonl.gz"
         ),

@@ -42,7 +42,10 @@ with DAG(
         direction="any",
         min_delta=1,
         deferrable=True,
-        pool=POOL,  # while it waits deferred it holds no slot; its polls are a few requests a minute
+        pool=POOL,
+        # Deferred, it holds no pool slot (unless the pool has include_deferred), so it carries
+        # its own cap: one slot's share. Each poll lists the user's pages once (SkipMemberCount).
+        max_qps=QPS_PER_POOL_SLOT,
         poke_interval=60,
         timeout=6 * 60 * 60,  # give up (fail, or skip with soft_fail=True) after 6 hours
     )
@@ -51,7 +54,7 @@ with DAG(
         task_id="sync_user",
         participant_user_id=USER_ID,
         output_path=(
-            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim') }}/user_conversations_on_change/"
+            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/user_conversations_on_change/"
             "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}/"
             "user={{ params.user_id or var.value.get('rtcim_watch_user_id', '') }}.jsonl.gz"
         ),
