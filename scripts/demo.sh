@@ -31,7 +31,8 @@ cleanup() {
   fi
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
 
 # Migrate once per Airflow version (a constraints bump re-migrates; otherwise it is skipped).
 airflow_version=$("$BIN/python" -c "import importlib.metadata as m; print(m.version('apache-airflow-core'))")
