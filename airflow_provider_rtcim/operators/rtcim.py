@@ -29,7 +29,7 @@ from airflow_provider_rtcim.core.sink import (
     output_asset_uri,
     temp_name_for,
 )
-from airflow_provider_rtcim.exceptions import RtcImApiError
+from airflow_provider_rtcim.exceptions import RtcImFatalError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -42,7 +42,7 @@ _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class RtcImListingFailed(AirflowFailException, RtcImApiError):
+class RtcImListingFailed(RtcImFatalError):
     """A user's listing failed in a way no retry can fix (bad AppId, bad signature, a
     pagination anomaly ...): the task fails at once, without its ``retries``.
 
