@@ -965,3 +965,14 @@ def test_endless_empty_pages_fail_fast_instead_of_hanging(rtcim_connection: Emul
     other = emu.user_ids[1]
     emu.configure(anomalies={uid: "endless_empty", other: "empty_pages"})
     assert list(hook.iter_user_conversations(other, page_size=7)) == emu.conversations(other)
+
+
+@pytest.mark.parametrize("empty", [None, "", "  "])
+def test_an_empty_max_qps_field_means_the_default_not_no_limit(
+    monkeypatch: pytest.MonkeyPatch, empty: Any
+) -> None:
+    """A connection saved from the UI with the field cleared must keep the 95 QPS cap; only 0 disables it."""
+    s = _settings(monkeypatch, {"login": "ak", "password": "sk", "extra": {"max_qps": empty}})
+    assert s.max_qps == 95.0
+    s = _settings(monkeypatch, {"login": "ak", "password": "sk", "extra": {"max_qps": 0}})
+    assert s.max_qps is None

@@ -145,7 +145,9 @@ def parse_connection(
         app_id = None if app_id is None else validate_app_id(app_id, "extra.app_id")
         timeout = get("timeout")
         timeout = DEFAULT_TIMEOUT if timeout is None else to_positive_float(timeout, "extra.timeout")
-        max_qps = to_max_qps(get("max_qps"), "extra.max_qps") if "max_qps" in extra else DEFAULT_MAX_QPS
+        # Absent, null or "" (a form field left empty): the default; only 0 turns the cap off.
+        max_qps = get("max_qps")
+        max_qps = DEFAULT_MAX_QPS if max_qps is None else to_max_qps(max_qps, "extra.max_qps")
         max_retries = get("max_retries")
         max_retries = (
             DEFAULT_MAX_RETRIES
