@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: install demo test lint format emulator bench clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11, 5) else "make: the pinned environment (constraints.txt) needs Python 3.11.5+, found " + sys.version.split()[0] + "; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"

@@ -1,4 +1,4 @@
-"""The provider's one exception type under Airflow.
+"""The provider's exception types under Airflow.
 
 :class:`RtcImApiError` is both a :class:`~airflow_provider_rtcim.core.errors.RtcImError`
 (``code``, ``http_status``, ``request_id``, ``message``, ``retryable``) and an

@@ -3,8 +3,8 @@
 The emulator (its own process) adds 50 ms to every request and enforces its sliding-window
 100 QPS limit. The product path runs: ``RtcImGetUserConversationsOperator.execute`` writing
 JSON Lines, 200 users of 4 pages each, ``max_workers=32``, the hook's default ``max_qps``
-(``DEFAULT_MAX_QPS``, read at run time). The baseline is the same operator with ``max_workers=1`` (one user after another) on
-the first 20 users of the same data; both are compared per request.
+(``DEFAULT_MAX_QPS``, read at run time). The baseline is the same operator with
+``max_workers=1`` (one user after another) over the same 200 users.
 
 The same run is repeated with ``max_qps=100`` (exactly the server's limit) when the default
 differs, and at lower caps when the default draws 429s, to show what stays clear of the
