@@ -56,4 +56,12 @@ class RtcImFatalError(AirflowFailException, RtcImApiError):
         )
 
 
-__all__ = ["RtcImApiError", "RtcImError", "RtcImFatalError"]
+class RtcImInvalidArgument(AirflowFailException, ValueError):
+    """A task argument is invalid (after templating): fail at once, since a retry cannot fix it.
+
+    Still a ``ValueError`` (naming the argument and the allowed values), and an
+    ``AirflowFailException`` so the task's ``retries`` are not spent on it.
+    """
+
+
+__all__ = ["RtcImApiError", "RtcImError", "RtcImFatalError", "RtcImInvalidArgument"]

@@ -29,7 +29,7 @@ from airflow_provider_rtcim.core.sink import (
     output_asset_uri,
     temp_name_for,
 )
-from airflow_provider_rtcim.exceptions import RtcImFatalError
+from airflow_provider_rtcim.exceptions import RtcImFatalError, RtcImInvalidArgument
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -320,18 +320,21 @@ class RtcImGetUserConversationsOperator(BaseOperator):
     # ------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
-        users = _parse_user_ids(self.participant_user_id)
+        try:
+            users = _parse_user_ids(self.participant_user_id)
+            data_type = validation.validate_data_type(self.data_type)
+            inbox_type = validation.validate_inbox_type(self.inbox_type)
+            skip_member_count = validation.to_bool(self.skip_member_count, "skip_member_count")
+            page_size = validation.validate_page_size(self.page_size)
+            app_id = self._resolve_app_id()
+        except ValueError as exc:  # the same arguments would fail every retry
+            raise RtcImInvalidArgument(str(exc)) from exc
         unique = list(dict.fromkeys(users))
         if len(unique) != len(users):
             self.log.warning(
                 "participant_user_id lists %d ids more than once; each user is listed once",
                 len(users) - len(unique),
             )
-        data_type = validation.validate_data_type(self.data_type)
-        inbox_type = validation.validate_inbox_type(self.inbox_type)
-        skip_member_count = validation.to_bool(self.skip_member_count, "skip_member_count")
-        page_size = validation.validate_page_size(self.page_size)
-        app_id = self._resolve_app_id()
         request = {
             "data_type": data_type,
             "inbox_type": inbox_type,
