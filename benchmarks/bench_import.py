@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 
-from benchmarks.common import PYTHON, REPO, Row, airflow_env, emit, fmt, median, yes_no
+from benchmarks.common import PYTHON, REPO, Row, airflow_env, emit, fmt, median, run_for_json, yes_no
 
 REPS = 5
 PARSE_REPS = 3
@@ -56,19 +55,7 @@ print("PARSE " + json.dumps({"sdk": t1 - t0, "bag": t3 - t2, "files": stats,
 def run_code(code: str, prefix: str, *args: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="rtcim-bench-home-") as home:
         env = {**os.environ, **airflow_env(home)}
-        out = subprocess.run(
-            [PYTHON, "-c", code, *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    for line in out.stdout.splitlines():
-        if line.startswith(prefix + " "):
-            return json.loads(line[len(prefix) + 1 :])
-    raise RuntimeError(f"subprocess failed ({out.returncode}): {out.stderr[-3000:]}")
+        return run_for_json([PYTHON, "-c", code, *args], prefix, env=env, timeout=300, what="subprocess")
 
 
 def main() -> None:

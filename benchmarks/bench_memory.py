@@ -17,12 +17,20 @@ import gc
 import json
 import os
 import resource
-import subprocess
 import tempfile
 import threading
 import time
 
-from benchmarks.common import PYTHON, REPO, Row, emit, emulator_process, fmt, setup_airflow_env, yes_no
+from benchmarks.common import (
+    PYTHON,
+    Row,
+    emit,
+    emulator_process,
+    fmt,
+    run_for_json,
+    setup_airflow_env,
+    yes_no,
+)
 
 USERS = 10
 CONVERSATIONS = 22_500  # 20,000 in inbox 0
@@ -96,19 +104,8 @@ def child(mode: str) -> None:
 
 
 def run_child(mode: str, env: dict[str, str]) -> dict:
-    out = subprocess.run(
-        [PYTHON, "-m", "benchmarks.bench_memory", "--child", mode],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    for line in out.stdout.splitlines():
-        if line.startswith("CHILD-RESULT "):
-            return json.loads(line[len("CHILD-RESULT ") :])
-    raise RuntimeError(f"memory child {mode} failed ({out.returncode}): {out.stderr[-3000:]}")
+    argv = [PYTHON, "-m", "benchmarks.bench_memory", "--child", mode]
+    return run_for_json(argv, "CHILD-RESULT", env=env, timeout=600, what=f"memory child {mode}")
 
 
 def main() -> None:

@@ -163,6 +163,17 @@ def emulator_process(*args: str, timeout: float = 120.0) -> Iterator[EmulatorPro
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def run_for_json(argv: list[str], prefix: str, *, env: dict[str, str], timeout: float, what: str) -> dict:
+    """Run ``argv`` (cwd: the repo) and return the JSON of its stdout line ``<prefix> {...}``."""
+    out = subprocess.run(
+        argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith(prefix + " "):
+            return json.loads(line[len(prefix) + 1 :])
+    raise RuntimeError(f"{what} failed ({out.returncode}): {out.stderr[-3000:]}")
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     n = len(ordered)
