@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_rtcim.core.errors import RtcImError
+
+_E = TypeVar("_E", bound="RtcImApiError")
 
 
 class RtcImApiError(RtcImError, AirflowException):
@@ -20,6 +24,18 @@ class RtcImApiError(RtcImError, AirflowException):
     ``MisconfiguredConnection``, ``ConnectionError``), ``http_status``, ``request_id``,
     ``action`` and ``message``. Never contains a secret.
     """
+
+    @classmethod
+    def from_error(cls: type[_E], exc: RtcImError, message: str | None = None) -> _E:
+        """A ``cls`` with ``exc``'s code, HTTP status, RequestId and action, and ``message``
+        (default ``exc.message``)."""
+        return cls(
+            exc.message if message is None else message,
+            code=exc.code,
+            http_status=exc.http_status,
+            request_id=exc.request_id,
+            action=exc.action,
+        )
 
     def serialize(self):  # type: ignore[no-untyped-def]
         cls = self.__class__
@@ -44,16 +60,17 @@ class RtcImFatalError(AirflowFailException, RtcImApiError):
     the ``Code``, the fix hint and the ``RequestId`` once each.
     """
 
-    @classmethod
-    def from_error(cls, exc: RtcImError, message: str | None = None) -> RtcImFatalError:
-        """``exc``'s code, HTTP status, RequestId and action, with ``message`` (default ``exc.message``)."""
-        return cls(
-            exc.message if message is None else message,
-            code=exc.code,
-            http_status=exc.http_status,
-            request_id=exc.request_id,
-            action=exc.action,
-        )
+
+class RtcImListingFailed(RtcImFatalError):
+    """A listing failed in a way no retry can fix (bad AppId, bad signature, a pagination
+    anomaly ...): the task fails at once, without its ``retries``.
+
+    Still an :class:`RtcImApiError` (``code``, ``http_status``, ``request_id``, ``message``);
+    its text names the key whose listing failed (``participant_user_id=...``,
+    ``conversation_short_id=...``), the ``Code`` and the ``RequestId``. A retryable failure
+    that outlasted the hook's retries is raised as a plain ``RtcImApiError`` instead, so the
+    task's own retries can have a go.
+    """
 
 
 class RtcImInvalidArgument(AirflowFailException, ValueError):
@@ -64,4 +81,4 @@ class RtcImInvalidArgument(AirflowFailException, ValueError):
     """
 
 
-__all__ = ["RtcImApiError", "RtcImError", "RtcImFatalError", "RtcImInvalidArgument"]
+__all__ = ["RtcImApiError", "RtcImError", "RtcImFatalError", "RtcImInvalidArgument", "RtcImListingFailed"]

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_rtcim.core import validation as v
+from airflow_provider_rtcim.core.actions import GET_USER_CONVERSATIONS as GUC
 from airflow_provider_rtcim.core.client import (
     RtcImClient,
     _Failure,
@@ -342,7 +343,7 @@ def test_walks_opaque_cursors_verbatim_and_keeps_fields() -> None:
             17: _page([4], False, -1),
         }
     )
-    items = list(iter_items(fake))
+    items = list(iter_items(spec=GUC, fetch_page=fake))
     assert [i["ConversationShortId"] for i in items] == [big, 2, 3, 4]
     assert items[0]["Name"] == f"c{big}"
     assert fake.sent == [0, 9000000000000000001, 17]
@@ -350,7 +351,7 @@ def test_walks_opaque_cursors_verbatim_and_keeps_fields() -> None:
 
 def test_is_lazy() -> None:
     fake = FakePages({0: _page([1], True, 5), 5: _page([2], False)})
-    gen = iter_items(fake)
+    gen = iter_items(spec=GUC, fetch_page=fake)
     assert fake.sent == []
     assert next(gen)["ConversationShortId"] == 1
     assert fake.sent == [0]
@@ -358,26 +359,26 @@ def test_is_lazy() -> None:
 
 def test_empty_pages_with_has_more_go_on() -> None:
     fake = FakePages({0: _page([], True, 3), 3: _page([], True, 8), 8: _page([1, 2], False)})
-    assert [i["ConversationShortId"] for i in iter_items(fake)] == [1, 2]
+    assert [i["ConversationShortId"] for i in iter_items(spec=GUC, fetch_page=fake)] == [1, 2]
     assert fake.sent == [0, 3, 8]
 
 
 def test_missing_infos_is_an_empty_page() -> None:
     fake = FakePages({0: {"HasMore": False}})
-    assert list(iter_items(fake)) == []
+    assert list(iter_items(spec=GUC, fetch_page=fake)) == []
 
 
 def test_duplicates_are_yielded_once() -> None:
     dups: list[tuple[int, int]] = []
     fake = FakePages({0: _page([1, 2, 2], True, 5), 5: _page([2, 3, 1], False)})
-    items = list(iter_items(fake, on_duplicate=lambda i, p: dups.append((i, p))))
+    items = list(iter_items(spec=GUC, fetch_page=fake, on_duplicate=lambda i, p: dups.append((i, p))))
     assert [i["ConversationShortId"] for i in items] == [1, 2, 3]
     assert dups == [(2, 1), (2, 2), (1, 2)]
 
 
 def test_stuck_cursor_raises_naming_what_cursor_and_page() -> None:
     fake = FakePages({0: _page([1], True, 4), 4: _page([2], True, 4)})
-    gen = iter_items(fake, what="user 10001's conversations", action="GetUserConversations")
+    gen = iter_items(spec=GUC, fetch_page=fake, what="user 10001's conversations")
     with pytest.raises(RtcImError) as info:
         list(gen)
     err = info.value
@@ -392,14 +393,14 @@ def test_stuck_cursor_raises_naming_what_cursor_and_page() -> None:
 def test_negative_cursor_with_has_more_raises() -> None:
     fake = FakePages({0: _page([1], True, -1)})
     with pytest.raises(RtcImError, match=r"negative NextCursor -1") as info:
-        list(iter_items(fake))
+        list(iter_items(spec=GUC, fetch_page=fake))
     assert info.value.code == "PaginationAnomaly"
 
 
 def test_cursor_cycle_raises() -> None:
     fake = FakePages({0: _page([1], True, 5), 5: _page([2], True, 9), 9: _page([3], True, 5)})
     with pytest.raises(RtcImError, match=r"cycle") as info:
-        list(iter_items(fake))
+        list(iter_items(spec=GUC, fetch_page=fake))
     assert info.value.code == "PaginationAnomaly"
     assert fake.sent == [0, 5, 9]
 
@@ -410,7 +411,7 @@ def test_missing_or_non_int_next_cursor_with_has_more_raises(bad: Any) -> None:
     if bad is not None:
         page["NextCursor"] = bad
     with pytest.raises(RtcImError, match=r"NextCursor is .*not an integer") as info:
-        list(iter_items(FakePages({0: page})))
+        list(iter_items(spec=GUC, fetch_page=FakePages({0: page})))
     assert info.value.code == "PaginationAnomaly"
 
 
@@ -418,27 +419,32 @@ def test_max_pages_bounds_every_listing() -> None:
     pages = {i: _page([i + 1], True, i + 1) for i in range(100)}
     fake = FakePages(pages)
     with pytest.raises(RtcImError, match=r"max_pages=10") as info:
-        list(iter_items(fake, max_pages=10))
+        list(iter_items(spec=GUC, fetch_page=fake, max_pages=10))
     assert info.value.code == "PaginationAnomaly"
     assert len(fake.sent) == 10
     # exactly max_pages pages that end the listing is fine
     fake2 = FakePages({0: _page([1], True, 1), 1: _page([2], False)})
-    assert len(list(iter_items(fake2, max_pages=2))) == 2
+    assert len(list(iter_items(spec=GUC, fetch_page=fake2, max_pages=2))) == 2
 
 
 def test_malformed_pages_raise() -> None:
     with pytest.raises(RtcImError, match="not a list"):
-        list(iter_items(FakePages({0: {"ConversationInfos": {"a": 1}, "HasMore": False}})))
+        list(
+            iter_items(spec=GUC, fetch_page=FakePages({0: {"ConversationInfos": {"a": 1}, "HasMore": False}}))
+        )
     with pytest.raises(RtcImError, match="HasMore"):
-        list(iter_items(FakePages({0: {"ConversationInfos": [], "HasMore": "yes"}})))
+        list(iter_items(spec=GUC, fetch_page=FakePages({0: {"ConversationInfos": [], "HasMore": "yes"}})))
     with pytest.raises(RtcImError, match="without an integer ConversationShortId"):
         list(
             iter_items(
-                FakePages({0: {"ConversationInfos": [{"ConversationShortId": "7"}], "HasMore": False}})
+                spec=GUC,
+                fetch_page=FakePages(
+                    {0: {"ConversationInfos": [{"ConversationShortId": "7"}], "HasMore": False}}
+                ),
             )
         )
     with pytest.raises(RtcImError, match="not an object"):
-        list(iter_pages(lambda c: [], max_pages=3))  # type: ignore[arg-type,return-value]
+        list(iter_pages(spec=GUC, fetch_page=lambda c: [], max_pages=3))  # type: ignore[arg-type,return-value]
 
 
 @pytest.mark.parametrize("has_more", ["missing", None, "false", 0, 1])
@@ -449,15 +455,15 @@ def test_a_page_without_a_bool_has_more_never_ends_the_listing_silently(has_more
     fake = FakePages({0: _page([1], True, 5), 5: last})
     seen: list[int] = []
     with pytest.raises(RtcImError, match="HasMore") as info:
-        for item in iter_items(fake):
+        for item in iter_items(spec=GUC, fetch_page=fake):
             seen.append(item["ConversationShortId"])
     assert info.value.code == "MalformedResponse"
     assert info.value.retryable
     assert "cursor 5" in str(info.value)
     assert seen == [1]  # page 2's items are not handed out as if the listing were complete
-    assert page_problem(last) is not None
-    assert page_problem(_page([1], False)) is None
-    assert page_problem({"HasMore": True}) is None
+    assert page_problem(last, "ConversationInfos") is not None
+    assert page_problem(_page([1], False), "ConversationInfos") is None
+    assert page_problem({"HasMore": True}, "ConversationInfos") is None
 
 
 def test_error_class_is_used() -> None:
@@ -465,12 +471,12 @@ def test_error_class_is_used() -> None:
         pass
 
     with pytest.raises(MyError):
-        list(iter_items(FakePages({0: _page([1], True, 0)}), error_class=MyError))
+        list(iter_items(spec=GUC, fetch_page=FakePages({0: _page([1], True, 0)}), error_class=MyError))
 
 
 def test_max_pages_validated() -> None:
     with pytest.raises(ValueError, match="max_pages"):
-        list(iter_pages(FakePages({}), max_pages=0))
+        list(iter_pages(spec=GUC, fetch_page=FakePages({}), max_pages=0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -639,7 +645,9 @@ def test_check_marks_a_result_malformed_and_retryable() -> None:
         {"ResponseMetadata": {"RequestId": "rid-9"}, "Result": {"ConversationInfos": []}}
     ).encode()
     try:
-        _client()._parse("GetX", 200, {}, content, can_retry=True, check=page_problem)
+        _client()._parse(
+            "GetX", 200, {}, content, can_retry=True, check=lambda r: page_problem(r, "ConversationInfos")
+        )
     except _Failure as failure:
         assert failure.error.code == "MalformedResponse"
         assert failure.error.retryable
@@ -774,7 +782,7 @@ class EndlessPages:
 def test_endless_empty_pages_stop_after_100_pages_without_new_items() -> None:
     fake = EndlessPages()
     with pytest.raises(RtcImError) as info:
-        list(iter_items(fake, what="user 10001's conversations", action="GetUserConversations"))
+        list(iter_items(spec=GUC, fetch_page=fake, what="user 10001's conversations"))
     err = info.value
     assert err.code == "PaginationAnomaly" and err.action == "GetUserConversations"
     assert len(fake.sent) == 100  # the default guard, far below max_pages
@@ -786,7 +794,7 @@ def test_endless_empty_pages_stop_after_100_pages_without_new_items() -> None:
 
 def test_endless_duplicate_pages_stop_too_after_the_new_items() -> None:
     fake = EndlessPages(lambda n: [1, 2] if n <= 2 else [2, 1])
-    gen = iter_items(fake, max_pages_without_new_items=5)
+    gen = iter_items(spec=GUC, fetch_page=fake, max_pages_without_new_items=5)
     assert [next(gen)["ConversationShortId"] for _ in range(2)] == [1, 2]
     with pytest.raises(RtcImError, match=r"5 pages in a row \(pages 2-6\)") as info:
         list(gen)
@@ -800,17 +808,19 @@ def test_a_new_item_resets_the_run_and_a_last_page_ends_normally() -> None:
     pages = {c: _page(ids, True, c + 1) for c, ids in enumerate(script)}
     pages[len(script)] = _page([], False, -1)
     fake = FakePages(pages)
-    assert [i["ConversationShortId"] for i in iter_items(fake, max_pages_without_new_items=5)] == [7]
+    assert [
+        i["ConversationShortId"] for i in iter_items(spec=GUC, fetch_page=fake, max_pages_without_new_items=5)
+    ] == [7]
     assert len(fake.sent) == 10
     # a last page (HasMore false) after the limit's worth of empty pages is still the end
     pages = {c: _page([], True, c + 1) for c in range(2)}
     pages[2] = _page([], False, -1)
-    assert list(iter_items(FakePages(pages), max_pages_without_new_items=3)) == []
+    assert list(iter_items(spec=GUC, fetch_page=FakePages(pages), max_pages_without_new_items=3)) == []
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "100", None])
 def test_max_pages_without_new_items_must_be_a_positive_int(bad: Any) -> None:
     fake = FakePages({0: _page([1], False)})
     with pytest.raises(ValueError, match="max_pages_without_new_items"):
-        list(iter_items(fake, max_pages_without_new_items=bad))
+        list(iter_items(spec=GUC, fetch_page=fake, max_pages_without_new_items=bad))
     assert fake.sent == []

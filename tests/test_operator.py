@@ -5,13 +5,16 @@ Object storage is exercised offline through local paths, ``file://`` and ``memor
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import gzip
 import io
 import json
 import os
+import queue
+import re
 import sys
+import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +25,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
+from airflow_provider_rtcim.core import fanout as fanout_module
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.sink import output_asset_uri, temp_name_for
 from airflow_provider_rtcim.exceptions import RtcImApiError
 from airflow_provider_rtcim.hooks.rtcim import RtcImHook
-from airflow_provider_rtcim.operators import rtcim as operator_module
 from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator, RtcImListingFailed
 
 Op = RtcImGetUserConversationsOperator
@@ -157,6 +160,8 @@ def test_module_does_not_import_requests_and_init_does_no_io() -> None:
 def test_template_fields_and_keyword_only() -> None:
     assert set(Op.template_fields) == {
         "participant_user_id",
+        "participant_user_ids_from",
+        "key_range",
         "app_id",
         "data_type",
         "inbox_type",
@@ -373,8 +378,11 @@ def test_thousands_of_conversations_to_gzip_file(rtcim_connection: Any, tmp_path
         Op(task_id="t", participant_user_id=[2003000, 2000021], output_path=str(target), max_qps=0)
     )
     expected = _rows(emu, [2003000, 2000021])
+    started, finished = summary.pop("fetch_started_at"), summary.pop("fetch_finished_at")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", started) and started <= finished
     assert summary == {
         "path": str(target),
+        "paths": [str(target)],
         "count": 3021,
         "users": 2,
         "pages": 150 + 2,
@@ -549,8 +557,16 @@ def test_bad_app_id_cancels_queued_users_names_user_and_code_and_leaves_nothing(
         # The coordinating thread wakes up only when every queued user has run (the worst
         # scheduling it could get under load): only the failing worker's own stop flag can
         # keep the idle workers from starting the 38 queued users.
-        real_wait = concurrent.futures.wait
-        monkeypatch.setattr(operator_module, "wait", lambda fs, timeout=None, return_when=None: real_wait(fs))
+        # The engine only starts a key when a worker is free, so nothing is queued; still, a
+        # coordinator that wakes up late must not let idle workers start more users.
+        class SlowQueue(queue.SimpleQueue):
+            def get(self, block=True, timeout=None):  # type: ignore[override]
+                time.sleep(0.3)
+                return super().get(block, timeout)
+
+        monkeypatch.setattr(
+            fanout_module, "queue", types.SimpleNamespace(SimpleQueue=SlowQueue, Empty=queue.Empty)
+        )
     existing = tmp_path / "existing"
     existing.mkdir()
     target = existing / "day=1" / "part" / "out.jsonl"  # "day=1" and "part" are made by this run
@@ -705,7 +721,14 @@ def test_dag_templating_mapping_assets_and_no_secret_leak(
 
     events = asset_events(f"file://{out}")  # the templated path's static prefix
     assert sorted((e["source_task_id"], e["source_map_index"]) for e in events) == [("templated", -1)]
-    assert events[0]["extra"] == {"path": summary["path"], "count": summary["count"], "users": 2}
+    assert events[0]["extra"] == {
+        "path": summary["path"],
+        "paths": [summary["path"]],
+        "count": summary["count"],
+        "users": 2,
+        "fetch_started_at": summary["fetch_started_at"],
+        "fetch_finished_at": summary["fetch_finished_at"],
+    }
     mapped_events = asset_events(f"file://{out}/mapped")
     assert sorted(e["source_map_index"] for e in mapped_events) == [0, 1]
     assert sum(e["extra"]["count"] for e in mapped_events) == len(_rows(emu, u))

@@ -37,7 +37,19 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as _Urllib3HTTPError  # can escape requests' wrapping
 
+from airflow_provider_rtcim.core.defaults import (
+    DEFAULT_MAX_QPS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_POOL_MAXSIZE,
+    DEFAULT_RETRY_AFTER_MAX,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    DEFAULT_TIMEOUT,
+    DEFAULT_VERSION,
+    USER_AGENT,
+)
 from airflow_provider_rtcim.core.errors import (
     CODE_BAD_RESPONSE,
     CODE_CONFIG,
@@ -50,23 +62,9 @@ from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
 from airflow_provider_rtcim.core.validation import redact_userinfo, validate_action, validate_version
 
-DEFAULT_VERSION = "2020-12-01"
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_QPS = 95.0  # 5% headroom under the API's 100 QPS for timing jitter
-DEFAULT_MAX_RETRIES = 5
-DEFAULT_POOL_MAXSIZE = 32
-DEFAULT_RETRY_BACKOFF = 0.3
-DEFAULT_RETRY_BACKOFF_MAX = 20.0
-DEFAULT_RETRY_AFTER_MAX = 120.0
 READ_ACTION_PREFIXES: tuple[str, ...] = ("Get", "BatchGet", "Scan", "Query", "List", "Is")
-USER_AGENT = "airflow-provider-rtcim"
 
 _log = logging.getLogger(__name__)
-
-try:  # urllib3 errors can escape requests' wrapping when a body is read
-    from urllib3.exceptions import HTTPError as _Urllib3HTTPError
-except ImportError:  # pragma: no cover
-    _Urllib3HTTPError = ()  # type: ignore[assignment,misc]
 
 
 def is_read_action(action: str) -> bool:
@@ -153,10 +151,6 @@ class ClientStats:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
-
-    def __getitem__(self, name: str) -> int:
-        with self._lock:
-            return self._counts[name]
 
 
 class _Failure(Exception):

@@ -1,16 +1,19 @@
 """Cursor pagination with anomaly guards: no listing can loop forever or end silently short.
 
-The API's cursor is opaque: start at 0, send back exactly the ``NextCursor`` the last page
-returned, stop when ``HasMore`` is false. This module never computes a cursor. It stops
-with a ``PaginationAnomaly`` error when a page says ``HasMore`` but its ``NextCursor`` is
-missing, not an integer, negative, equal to the cursor just sent, or one already sent (a
-cycle), and when a listing needs more than ``max_pages`` pages. An empty page with
-``HasMore`` and a new cursor is legal and the walk goes on, but :func:`iter_items` stops
-after ``max_pages_without_new_items`` (default 100) pages in a row that bring no new id
-(empty or all duplicates) while still saying ``HasMore``: an endless run of such pages
-with ever-new cursors would otherwise only end at ``max_pages``. A page without a boolean
-``HasMore`` is malformed (``MalformedResponse``), never the end of the listing: a fetcher
-that retries should check pages with :func:`page_problem` so such a page is fetched again.
+Every paginated read action is walked from its :class:`~airflow_provider_rtcim.core.actions.PagedAction`
+description (items key, cursor fields, end rule, id fields); nothing here names an action.
+The cursor is opaque: start at 0 (or at a saved bookmark), send back exactly the next cursor
+the last page returned, stop when ``HasMore`` is false (or, for an action whose
+``negative_cursor_ends``, when the next cursor is negative). This module never computes a
+cursor. It stops with a ``PaginationAnomaly`` error when a page says ``HasMore`` but its next
+cursor is missing, not an integer, negative (unless that ends the action), equal to the cursor
+just sent, or one already sent (a cycle), and when a listing needs more than ``max_pages``
+pages. An empty page with ``HasMore`` and a new cursor is legal and the walk goes on, but
+:func:`iter_items` stops after ``max_pages_without_new_items`` (default 100) pages in a row
+that bring no new id (empty or all duplicates) while still saying ``HasMore``. A page without
+a boolean ``HasMore`` is malformed (``MalformedResponse``), never the end of the listing: a
+fetcher that retries should check pages with :func:`page_problem` so such a page is fetched
+again.
 
 Pure logic: ``fetch_page(cursor) -> Result`` is any callable (the hook passes one that makes
 a signed call; tests pass a fake).
@@ -21,13 +24,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from airflow_provider_rtcim.core.actions import ItemId, PagedAction
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
 from airflow_provider_rtcim.core.intset import Int64Set
 
 FetchPage = Callable[[int], Mapping[str, Any]]
 
+DEFAULT_MAX_PAGES = 100_000
+DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS = 100
 
-def page_problem(result: Any, items_key: str = "ConversationInfos") -> str | None:
+
+def page_problem(result: Any, items_key: str) -> str | None:
     """What is wrong with one page's ``Result`` (for a retry decision), or None when well formed.
 
     Well formed: an object whose ``items_key`` is a list (or absent: an empty page) and whose
@@ -51,28 +58,35 @@ def _fail(error_class: type[RtcImError], message: str, code: str, action: str | 
     return error_class(message, code=code, action=action)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def iter_pages(
     fetch_page: FetchPage,
     *,
+    spec: PagedAction,
     start_cursor: int = 0,
-    max_pages: int = 100_000,
+    max_pages: int = DEFAULT_MAX_PAGES,
     what: str = "listing",
-    items_key: str = "ConversationInfos",
     error_class: type[RtcImError] = RtcImError,
-    action: str | None = None,
+    on_next_cursor: Callable[[int | None], None] | None = None,
 ) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """Yield ``(page_number, result)`` for every page, 1-based, lazily.
 
     :param fetch_page: called with the cursor to send, returns that page's ``Result``.
-    :param start_cursor: the first cursor (0 for the beginning).
+    :param spec: the action's description (items key, cursor field, end rule).
+    :param start_cursor: the first cursor (0 for the beginning, or a saved bookmark).
     :param max_pages: the most pages this listing may take; needing more is an error.
     :param what: names the listing in error messages (e.g. ``"user 10001's conversations"``).
-    :param items_key: the key of the page's item list (checked to be a list when present).
     :param error_class: the exception type to raise (the hook passes ``RtcImApiError``).
-    :param action: the API action, for the error.
+    :param on_next_cursor: called with each page's next cursor as returned (None when absent),
+        before the page is yielded: the resume point once the listing is complete.
     """
     if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
         raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+    action = spec.name
+    field = spec.next_cursor_field
     cursor = start_cursor
     sent: set[int] = set()
     page_no = 0
@@ -88,7 +102,7 @@ def iter_pages(
         page_no += 1
         sent.add(cursor)
         result = fetch_page(cursor)
-        problem = page_problem(result, items_key)
+        problem = page_problem(result, spec.items_key)
         if problem:
             raise _fail(
                 error_class,
@@ -97,16 +111,19 @@ def iter_pages(
                 CODE_BAD_RESPONSE,
                 action,
             )
-        has_more = result["HasMore"]
+        next_cursor = result.get(field)
+        if on_next_cursor is not None:
+            on_next_cursor(next_cursor if _is_int(next_cursor) else None)
+        ended_by_cursor = spec.negative_cursor_ends and _is_int(next_cursor) and next_cursor < 0
+        has_more = result["HasMore"] and not ended_by_cursor
         yield page_no, result
         if not has_more:
             return
-        next_cursor = result.get("NextCursor")
         where = f"{what}: page {page_no} (cursor {cursor}) says HasMore"
-        if isinstance(next_cursor, bool) or not isinstance(next_cursor, int):
+        if not _is_int(next_cursor):
             raise _fail(
                 error_class,
-                f"{where} but its NextCursor is {next_cursor!r}, not an integer; stopping rather "
+                f"{where} but its {field} is {next_cursor!r}, not an integer; stopping rather "
                 "than guessing where the next page starts",
                 CODE_PAGINATION,
                 action,
@@ -114,14 +131,14 @@ def iter_pages(
         if next_cursor < 0:
             raise _fail(
                 error_class,
-                f"{where} with a negative NextCursor {next_cursor}; stopping rather than looping",
+                f"{where} with a negative {field} {next_cursor}; stopping rather than looping",
                 CODE_PAGINATION,
                 action,
             )
         if next_cursor == cursor:
             raise _fail(
                 error_class,
-                f"{where} but NextCursor {next_cursor} equals the cursor just sent (stuck cursor); "
+                f"{where} but {field} {next_cursor} equals the cursor just sent (stuck cursor); "
                 "stopping rather than looping forever",
                 CODE_PAGINATION,
                 action,
@@ -129,7 +146,7 @@ def iter_pages(
         if next_cursor in sent:
             raise _fail(
                 error_class,
-                f"{where} but NextCursor {next_cursor} was already sent earlier in this listing "
+                f"{where} but {field} {next_cursor} was already sent earlier in this listing "
                 "(cursor cycle); stopping rather than looping forever",
                 CODE_PAGINATION,
                 action,
@@ -137,81 +154,204 @@ def iter_pages(
         cursor = next_cursor
 
 
+class _IdSet:
+    """Ids seen so far: ints in a compact :class:`Int64Set`, string ids in a ``set``."""
+
+    __slots__ = ("_ints", "_strs")
+
+    def __init__(self) -> None:
+        self._ints = Int64Set()  # the one thing that grows with the listing: ~16-32 bytes an id
+        self._strs: set[str] = set()
+
+    def add(self, value: ItemId) -> bool:
+        if isinstance(value, int):
+            return self._ints.add(value)
+        if value in self._strs:
+            return False
+        self._strs.add(value)
+        return True
+
+
+class Listing(Iterator[dict[str, Any]]):
+    """Every item of every page of one listing, each id once, lazily; see :func:`iter_items`.
+
+    Besides the items it tells, once exhausted, where a later listing should resume:
+
+    * ``resume_cursor``: the last page's next cursor when it is a valid cursor (>= 0), else
+      the last cursor sent (re-reading the last page is safe: its items are dropped by
+      position or id), so a bookmark never points before data already taken;
+    * ``last_position``: the largest ``position_key`` value taken (or given as
+      ``after_position``), None when the action has no position;
+    * ``pages``, ``duplicates`` and ``skipped`` (items dropped as not past ``after_position``).
+    """
+
+    def __init__(
+        self,
+        fetch_page: FetchPage,
+        *,
+        spec: PagedAction,
+        start_cursor: int = 0,
+        after_position: int | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        what: str = "listing",
+        error_class: type[RtcImError] = RtcImError,
+        on_duplicate: Callable[[Any, int], None] | None = None,
+        max_pages_without_new_items: int = DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS,
+    ) -> None:
+        if (
+            isinstance(max_pages_without_new_items, bool)
+            or not isinstance(max_pages_without_new_items, int)
+            or max_pages_without_new_items < 1
+        ):
+            raise ValueError(
+                f"max_pages_without_new_items must be an integer >= 1, got {max_pages_without_new_items!r}"
+            )
+        if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+            raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+        if after_position is not None and spec.position_key is None:
+            raise ValueError(f"{spec.name} items have no position: after_position cannot be used")
+        self.spec = spec
+        self.start_cursor = start_cursor
+        self.resume_cursor: int = start_cursor
+        self.last_position: int | None = after_position
+        self.pages = 0
+        self.duplicates = 0
+        self.skipped = 0
+        self._fetch_page = fetch_page
+        self._max_pages = max_pages
+        self._what = what
+        self._error_class = error_class
+        self._on_duplicate = on_duplicate
+        self._barren_limit = max_pages_without_new_items
+        self._gen: Iterator[dict[str, Any]] | None = None
+
+    def __iter__(self) -> Listing:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._gen is None:
+            self._gen = self._walk()
+        return next(self._gen)
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()  # type: ignore[attr-defined]
+
+    def _walk(self) -> Iterator[dict[str, Any]]:
+        spec, what, error_class = self.spec, self._what, self._error_class
+        action, id_key, position_key = spec.name, spec.id_key, spec.position_key
+        seen = _IdSet()
+        after = self.last_position
+        sent = [self.start_cursor]
+        returned: list[int | None] = [None]
+
+        def fetch(cursor: int) -> Mapping[str, Any]:
+            sent[0] = cursor
+            return self._fetch_page(cursor)
+
+        def remember(next_cursor: int | None) -> None:
+            returned[0] = next_cursor
+
+        barren = 0  # pages in a row without a new item
+        for page_no, result in iter_pages(
+            fetch,
+            spec=spec,
+            start_cursor=self.start_cursor,
+            max_pages=self._max_pages,
+            what=what,
+            error_class=error_class,
+            on_next_cursor=remember,
+        ):
+            self.pages = page_no
+            new_items = 0
+            for item in result.get(spec.items_key) or ():
+                item_id = spec.id_of(item)
+                if item_id is None:
+                    shown = item.get(id_key) if isinstance(item, Mapping) else None
+                    wanted = (
+                        f"an integer {id_key}"
+                        if len(spec.id_keys) == 1
+                        else "an id (" + " or ".join(spec.id_keys) + ")"
+                    )
+                    raise _fail(
+                        error_class,
+                        f"{what}: page {page_no} has an item without {wanted}: "
+                        f"{type(item).__name__} with {id_key}={shown!r}",
+                        CODE_BAD_RESPONSE,
+                        action,
+                    )
+                if position_key is not None:
+                    position = item.get(position_key)
+                    if not _is_int(position):
+                        raise _fail(
+                            error_class,
+                            f"{what}: page {page_no} has an item ({id_key} {item_id}) without an "
+                            f"integer {position_key}: {position!r}",
+                            CODE_BAD_RESPONSE,
+                            action,
+                        )
+                    if after is not None and position <= after:
+                        self.skipped += 1  # already taken by an earlier listing
+                        continue
+                if not seen.add(item_id):
+                    self.duplicates += 1
+                    if self._on_duplicate is not None:
+                        self._on_duplicate(item_id, page_no)
+                    continue
+                if position_key is not None:
+                    self.last_position = max(self.last_position or position, position)
+                new_items += 1
+                yield item  # type: ignore[misc]
+            barren = 0 if new_items else barren + 1
+            if barren >= self._barren_limit and result["HasMore"]:
+                raise _fail(
+                    error_class,
+                    f"{what}: {barren} pages in a row (pages {page_no - barren + 1}-{page_no}) brought "
+                    f"no new item but still say HasMore (last cursor sent {sent[0]}, "
+                    f"{spec.next_cursor_field} {result.get(spec.next_cursor_field)!r}); stopping rather "
+                    "than paging on without end. Raise max_pages_without_new_items if such a run is "
+                    "really expected",
+                    CODE_PAGINATION,
+                    action,
+                )
+        nxt = returned[0]
+        self.resume_cursor = nxt if nxt is not None and nxt >= 0 else sent[0]
+
+
 def iter_items(
     fetch_page: FetchPage,
     *,
+    spec: PagedAction,
     start_cursor: int = 0,
-    max_pages: int = 100_000,
+    after_position: int | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
     what: str = "listing",
-    items_key: str = "ConversationInfos",
-    id_key: str = "ConversationShortId",
     error_class: type[RtcImError] = RtcImError,
-    action: str | None = None,
     on_duplicate: Callable[[Any, int], None] | None = None,
-    max_pages_without_new_items: int = 100,
-) -> Iterator[dict[str, Any]]:
-    """Yield every item of every page, each ``id_key`` once (later duplicates are skipped).
+    max_pages_without_new_items: int = DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS,
+) -> Listing:
+    """Every item of every page, each id once (later duplicates are skipped), as a :class:`Listing`.
 
-    Items are yielded as the API returned them (unknown fields kept). An item without an
-    integer ``id_key`` is an error: it could not be deduplicated. ``on_duplicate(id, page)``
-    is called for each skipped duplicate.
+    Items are yielded as the API returned them (unknown fields kept). An item without an id
+    (see :attr:`PagedAction.id_keys`) is an error: it could not be deduplicated.
+    ``on_duplicate(id, page)`` is called for each skipped duplicate.
 
+    :param after_position: resume after this position (``spec.position_key``): items not
+        past it are dropped, so a cursor that restarts or repeats cannot double an item.
     :param max_pages_without_new_items: after this many pages in a row that bring no new
-        id (empty or only duplicates) and still say ``HasMore``, stop with a
+        item (empty or only duplicates) and still say ``HasMore``, stop with a
         ``PaginationAnomaly`` naming ``what``, the pages and the cursors (an endless run of
-        empty pages must not look like a hang). A last page (``HasMore`` false) ends the
-        listing normally, however many empty pages came before it.
+        empty pages must not look like a hang). A last page ends the listing normally,
+        however many empty pages came before it.
     """
-    if (
-        isinstance(max_pages_without_new_items, bool)
-        or not isinstance(max_pages_without_new_items, int)
-        or max_pages_without_new_items < 1
-    ):
-        raise ValueError(
-            f"max_pages_without_new_items must be an integer >= 1, got {max_pages_without_new_items!r}"
-        )
-    seen = Int64Set()  # the one thing that grows with the listing: ~16-32 bytes an id
-    last_sent: list[int] = [start_cursor]
-
-    def fetch(cursor: int) -> Mapping[str, Any]:
-        last_sent[0] = cursor
-        return fetch_page(cursor)
-
-    barren = 0  # pages in a row without a new id
-    for page_no, result in iter_pages(
-        fetch,
+    return Listing(
+        fetch_page,
+        spec=spec,
         start_cursor=start_cursor,
+        after_position=after_position,
         max_pages=max_pages,
         what=what,
-        items_key=items_key,
         error_class=error_class,
-        action=action,
-    ):
-        new_items = 0
-        for item in result.get(items_key) or ():
-            item_id = item.get(id_key) if isinstance(item, Mapping) else None
-            if isinstance(item_id, bool) or not isinstance(item_id, int):
-                raise _fail(
-                    error_class,
-                    f"{what}: page {page_no} has an item without an integer {id_key}: "
-                    f"{type(item).__name__} with {id_key}={item_id!r}",
-                    CODE_BAD_RESPONSE,
-                    action,
-                )
-            if not seen.add(item_id):
-                if on_duplicate is not None:
-                    on_duplicate(item_id, page_no)
-                continue
-            new_items += 1
-            yield item  # type: ignore[misc]
-        barren = 0 if new_items else barren + 1
-        if barren >= max_pages_without_new_items and result["HasMore"]:
-            raise _fail(
-                error_class,
-                f"{what}: {barren} pages in a row (pages {page_no - barren + 1}-{page_no}) brought "
-                f"no new item but still say HasMore (last cursor sent {last_sent[0]}, NextCursor "
-                f"{result.get('NextCursor')!r}); stopping rather than paging on without end. "
-                "Raise max_pages_without_new_items if such a run is really expected",
-                CODE_PAGINATION,
-                action,
-            )
+        on_duplicate=on_duplicate,
+        max_pages_without_new_items=max_pages_without_new_items,
+    )

@@ -28,9 +28,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from airflow_provider_rtcim.core.defaults import DEFAULT_REGION
+
 ALGORITHM = "HMAC-SHA256"
 DEFAULT_SERVICE = "rtc"
-DEFAULT_REGION = "cn-north-1"
 X_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _UNRESERVED = "-_.~"
 

@@ -1,10 +1,11 @@
-"""JSON Lines output for conversation listings: row encoding, local spools, ordered merge.
+"""JSON Lines output for listings: row encoding, local spools, the output sink.
 
 Pure Python (no Airflow, no network). The operator uses it to write one JSONL stream
 (gzip when the target name ends in ``.gz``) whose rows come from many concurrent
-per-user listings, in a deterministic order (users in input order, each user's rows in
-API order), while keeping memory flat: each user's rows go to a local spool file as
-they arrive, and finished spools are copied into the output in input order.
+per-key listings, in a deterministic order (keys in input order, each key's rows in API
+order), while keeping memory flat: each key's rows go to a local spool file as they arrive,
+the spool is closed when its key is done (no file descriptor held while it waits), and the
+fan-out engine copies finished spools into the output in key order.
 
 Row format: ``json.dumps(row, ensure_ascii=False, separators=(",", ":"))`` plus ``\\n``,
 UTF-8. Python ints are arbitrary precision, so int64 ids stay exact.
@@ -25,7 +26,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "JsonlSink",
-    "OrderedSpools",
     "Spool",
     "encode_row",
     "is_gzip_name",
@@ -79,10 +79,6 @@ class JsonlSink:
         self._out.write(encode_row(row))
         self.count += 1
 
-    def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        for row in rows:
-            self.write_row(row)
-
     def copy_from(self, src: IO[bytes], rows: int) -> None:
         """Append already-encoded JSONL bytes (a spool) holding ``rows`` records."""
         shutil.copyfileobj(src, self._out, _COPY_BUFFER)
@@ -100,14 +96,14 @@ class JsonlSink:
 
 
 class Spool:
-    """A local temporary file collecting one user's encoded rows.
+    """A local temporary file collecting one key's encoded rows.
 
-    Written by one worker thread, closed when the user is done, then read once by the
-    merging thread. Closed spools hold no file descriptor, so thousands can wait.
+    Written by one worker thread, closed when the key is done, then read once by the
+    merging thread. Closed spools hold no file descriptor.
     """
 
     def __init__(self, directory: str) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="user-", suffix=".jsonl", dir=directory)
+        fd, self.path = tempfile.mkstemp(prefix="key-", suffix=".jsonl", dir=directory)
         self._file: IO[bytes] | None = os.fdopen(fd, "wb", buffering=_SPOOL_BUFFER)
         self.count = 0
 
@@ -132,40 +128,6 @@ class Spool:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-
-
-class OrderedSpools:
-    """Finished spools handed in any order, appended to a sink strictly by slot index.
-
-    ``complete(slot, spool)`` may be called in any order (only from one thread); each call
-    drains every spool that is now next in line. At the end ``pending`` is 0.
-    """
-
-    def __init__(self, sink: JsonlSink) -> None:
-        self._sink = sink
-        self._done: dict[int, Spool] = {}
-        self._next = 0
-
-    @property
-    def next_slot(self) -> int:
-        return self._next
-
-    @property
-    def pending(self) -> int:
-        return len(self._done)
-
-    def complete(self, slot: int, spool: Spool) -> None:
-        if slot < self._next or slot in self._done:
-            raise ValueError(f"slot {slot} completed twice")
-        self._done[slot] = spool
-        while self._next in self._done:
-            self._done.pop(self._next).drain_into(self._sink)
-            self._next += 1
-
-    def discard(self) -> None:
-        for spool in self._done.values():
-            spool.discard()
-        self._done.clear()
 
 
 def read_jsonl(raw: IO[bytes], *, compressed: bool = False) -> Iterable[dict[str, Any]]:

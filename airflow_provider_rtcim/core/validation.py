@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from airflow_provider_rtcim.core.defaults import DEFAULT_REGION
+
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 MAX_LIMIT = 20
 DATA_TYPES: frozenset[int] = frozenset({0, 1, 2})
-DEFAULT_REGION = "cn-north-1"
 
 REGION_ENDPOINTS: dict[str, str] = {
     "cn-north-1": "https://rtc.volcengineapi.com",
@@ -84,6 +85,11 @@ def _in_range(value: int, field: str, low: int, high: int, what: str) -> int:
 
 def validate_user_id(value: Any, field: str = "participant_user_id") -> int:
     """A user id: a positive int64 (int or numeric string)."""
+    return _in_range(to_int(value, field), field, 1, INT64_MAX, f"a positive integer (1..{INT64_MAX})")
+
+
+def validate_conversation_short_id(value: Any, field: str = "conversation_short_id") -> int:
+    """A ``ConversationShortId``: a positive int64 (int or numeric string; never a float)."""
     return _in_range(to_int(value, field), field, 1, INT64_MAX, f"a positive integer (1..{INT64_MAX})")
 
 

@@ -31,12 +31,33 @@ complete listing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_rtcim.core.actions import (
+    BATCH_GET_CONVERSATIONS,
+    BATCH_GET_CONVERSATIONS_MAX_IDS,
+    GET_CONVERSATION_MESSAGES,
+    SCAN_CONVERSATION_PARTICIPANTS,
+    PagedAction,
+)
+from airflow_provider_rtcim.core.actions import GET_USER_CONVERSATIONS as GUC
+from airflow_provider_rtcim.core.defaults import (
+    DEFAULT_CONN_ID,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_QPS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_POOL_MAXSIZE,
+    DEFAULT_RETRY_AFTER_MAX,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    DEFAULT_TIMEOUT,
+    DEFAULT_VERSION,
+)
 from airflow_provider_rtcim.core.errors import (
     CODE_CONFIG,
     CODE_CONNECTION,
@@ -55,6 +76,7 @@ from airflow_provider_rtcim.core.validation import (
     url_passwords,
     validate_app_id,
     validate_bool,
+    validate_conversation_short_id,
     validate_cursor,
     validate_data_type,
     validate_inbox_type,
@@ -69,21 +91,12 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_rtcim.core.client import RtcImClient
+    from airflow_provider_rtcim.core.pagination import Listing
     from airflow_provider_rtcim.core.signing import Credentials
 
 __all__ = ["RtcImApiError", "RtcImConnectionSettings", "RtcImHook"]
 
-GET_USER_CONVERSATIONS = "GetUserConversations"
-DEFAULT_CONN_ID = "rtcim_default"
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_QPS = 95.0
-"""5% under the API's 100 QPS: the API counts arrivals in a sliding second, and thread
-wake-up jitter bunches requests spaced exactly 1/100 s apart (about 1% drew a 429 at 100)."""
-DEFAULT_MAX_RETRIES = 5
-DEFAULT_POOL_MAXSIZE = 32
-DEFAULT_RETRY_BACKOFF = 0.3
-DEFAULT_RETRY_BACKOFF_MAX = 20.0
-DEFAULT_RETRY_AFTER_MAX = 120.0
+GET_USER_CONVERSATIONS = GUC.name
 TEST_CONNECTION_USER_ID = 1
 """The placeholder user whose first conversation ``test_connection`` asks for."""
 
@@ -177,6 +190,13 @@ def parse_connection(
         proxies=proxies,
         verify=verify,
     )
+
+
+def _core_infos_problem(result: Mapping[str, Any]) -> str | None:
+    infos = result.get("ConversationCoreInfos")
+    if infos is not None and not isinstance(infos, list):
+        return f"ConversationCoreInfos is {type(infos).__name__}, not a list"
+    return None
 
 
 def _mask(value: str | None) -> None:
@@ -379,7 +399,7 @@ class RtcImHook(BaseHook):
         action: str,
         body: dict[str, Any],
         *,
-        version: str = "2020-12-01",
+        version: str = DEFAULT_VERSION,
         retry: bool | None = None,
     ) -> dict[str, Any]:
         """A signed POST to ``{endpoint}/?Action={action}&Version={version}``; returns ``Result``.
@@ -391,12 +411,74 @@ class RtcImHook(BaseHook):
         """
         return self.client.call(action, body, version=version, retry=retry)
 
+    # -- the generic listing ---------------------------------------------------------------
+
+    def fetch_page(self, action: PagedAction, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One page of a paginated read action: its ``Result``, checked to be well formed.
+
+        A page without a bool ``HasMore`` (or whose item list is not a list) is a malformed
+        response, retried like a garbled body: raising it later, while paging, would not be
+        retried, and ignoring it would end the listing short.
+        """
+        from airflow_provider_rtcim.core.pagination import page_problem
+
+        items_key = action.items_key
+        result = self.client.call(
+            action.name, dict(body), version=action.version, check=lambda r: page_problem(r, items_key)
+        )
+        self.client.stats.incr("pages")
+        return result
+
+    def iter_listing(
+        self,
+        action: PagedAction,
+        body: Mapping[str, Any],
+        *,
+        start_cursor: int = 0,
+        after_position: int | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        what: str | None = None,
+    ) -> Listing:
+        """Every item of every page of ``action`` for the request ``body``, lazily, each id once.
+
+        The generic listing every named ``iter_*`` method uses: ``body`` is the request
+        without the cursor; pages start at ``start_cursor`` and follow the action's next
+        cursor verbatim, with the pagination guards of
+        :mod:`~airflow_provider_rtcim.core.pagination` (stuck, negative, repeated or missing
+        cursor, endless pages without new items, ``max_pages``), raising ``RtcImApiError``
+        with code ``PaginationAnomaly``. The returned
+        :class:`~airflow_provider_rtcim.core.pagination.Listing` tells, once exhausted,
+        ``resume_cursor`` and ``last_position`` (a bookmark), ``pages`` and ``duplicates``.
+        """
+        from airflow_provider_rtcim.core.pagination import iter_items
+
+        base = dict(body)
+        key = base.get(action.key_field, base.get(f"{action.key_field}Str"))
+        label = what or f"{action.name} for {action.key_field} {key} (AppId {base.get('AppId')})"
+
+        def fetch(cursor: int) -> dict[str, Any]:
+            return self.fetch_page(action, action.page_body(base, cursor=cursor))
+
+        def on_duplicate(item_id: Any, page_no: int) -> None:
+            self.log.debug("%s: skipping duplicate %s %s on page %d", label, action.id_key, item_id, page_no)
+
+        return iter_items(
+            fetch,
+            spec=action,
+            start_cursor=validate_cursor(start_cursor, "cursor"),
+            after_position=after_position,
+            max_pages=validate_max_pages(max_pages),
+            what=label,
+            error_class=RtcImApiError,
+            on_duplicate=on_duplicate,
+        )
+
+    # -- GetUserConversations --------------------------------------------------------------
+
     def _conversations_body(
         self,
         participant_user_id: Any,
         *,
-        cursor: Any,
-        limit: Any,
         data_type: Any,
         inbox_type: Any,
         skip_member_count: Any,
@@ -404,29 +486,18 @@ class RtcImHook(BaseHook):
     ) -> dict[str, Any]:
         user_id = validate_user_id(participant_user_id)
         checked = {
-            "Cursor": validate_cursor(cursor),
-            "Limit": validate_limit(limit),
             "DataType": validate_data_type(data_type),
             "InboxType": validate_inbox_type(inbox_type),
             "SkipMemberCount": validate_bool(skip_member_count, "skip_member_count"),
         }
         return {"AppId": self.resolve_app_id(app_id), "ParticipantUserId": user_id, **checked}
 
-    def _fetch_conversations(self, body: dict[str, Any]) -> dict[str, Any]:
-        from airflow_provider_rtcim.core.pagination import page_problem
-
-        # A page without a bool HasMore is a malformed response, retried like a garbled body
-        # (raising it later, while paging, would not be retried; ignoring it ends the listing short).
-        result = self.client.call(GET_USER_CONVERSATIONS, body, check=page_problem)
-        self.client.stats.incr("pages")
-        return result
-
     def get_user_conversations(
         self,
         participant_user_id: int | str,
         *,
         cursor: int = 0,
-        limit: int = 20,
+        limit: int = DEFAULT_PAGE_SIZE,
         data_type: int = 1,
         inbox_type: int = 0,
         skip_member_count: bool = False,
@@ -441,14 +512,13 @@ class RtcImHook(BaseHook):
         """
         body = self._conversations_body(
             participant_user_id,
-            cursor=cursor,
-            limit=limit,
             data_type=data_type,
             inbox_type=inbox_type,
             skip_member_count=skip_member_count,
             app_id=app_id,
         )
-        return self._fetch_conversations(body)
+        cursor, limit = validate_cursor(cursor), validate_limit(limit)
+        return self.fetch_page(GUC, GUC.page_body(body, cursor=cursor, limit=limit))
 
     def iter_user_conversations(
         self,
@@ -458,9 +528,9 @@ class RtcImHook(BaseHook):
         inbox_type: int = 0,
         skip_member_count: bool = False,
         app_id: int | str | None = None,
-        page_size: int = 20,
-        max_pages: int = 100_000,
-    ) -> Iterator[dict[str, Any]]:
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> Listing:
         """Every ``ConversationInfo`` of the user across all pages, lazily, each
         ``ConversationShortId`` once, in API order, unknown fields kept.
 
@@ -473,43 +543,18 @@ class RtcImHook(BaseHook):
         """
         body = self._conversations_body(
             participant_user_id,
-            cursor=0,
-            limit=validate_page_size(page_size),
             data_type=data_type,
             inbox_type=inbox_type,
             skip_member_count=skip_member_count,
             app_id=app_id,
         )
-        max_pages = validate_max_pages(max_pages)
-        return self._iter(body, max_pages)
-
-    def _iter(self, body: dict[str, Any], max_pages: int) -> Iterator[dict[str, Any]]:
-        from airflow_provider_rtcim.core.pagination import iter_items
-
-        def fetch(cursor: int) -> dict[str, Any]:
-            return self._fetch_conversations({**body, "Cursor": cursor})
-
-        duplicates = 0
-
-        def on_duplicate(item_id: Any, page_no: int) -> None:
-            nonlocal duplicates
-            duplicates += 1
-            self.log.debug("Skipping duplicate ConversationShortId %s on page %d", item_id, page_no)
-
-        yield from iter_items(
-            fetch,
+        body[GUC.limit_field] = validate_page_size(page_size)
+        return self.iter_listing(
+            GUC,
+            body,
             max_pages=max_pages,
-            what=f"{GET_USER_CONVERSATIONS} for user {body['ParticipantUserId']} (AppId {body['AppId']})",
-            error_class=RtcImApiError,
-            action=GET_USER_CONVERSATIONS,
-            on_duplicate=on_duplicate,
+            what=f"{GUC.name} for user {body['ParticipantUserId']} (AppId {body['AppId']})",
         )
-        if duplicates:
-            self.log.info(
-                "User %s: skipped %d duplicate conversation(s) across pages",
-                body["ParticipantUserId"],
-                duplicates,
-            )
 
     def count_user_conversations(
         self,
@@ -518,7 +563,7 @@ class RtcImHook(BaseHook):
         data_type: int = 1,
         inbox_type: int = 0,
         app_id: int | str | None = None,
-        max_pages: int = 100_000,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> int:
         """How many distinct conversations the user has (pages with ``SkipMemberCount=True``).
 
@@ -532,10 +577,121 @@ class RtcImHook(BaseHook):
                 inbox_type=inbox_type,
                 skip_member_count=True,
                 app_id=app_id,
-                page_size=20,
+                page_size=DEFAULT_PAGE_SIZE,
                 max_pages=max_pages,
             )
         )
+
+    # -- members, messages, details ----------------------------------------------------------
+
+    def iter_conversation_participants(
+        self,
+        conversation_short_id: int | str,
+        *,
+        app_id: int | str | None = None,
+        reverse: bool = False,
+        only_user_ids: bool = False,
+        scan_online: bool = False,
+        mark_type: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> Listing:
+        """Every member of a conversation (``ScanConversationParticipantList``), lazily, each
+        member once (by ``ParticipantUserId``, or ``ParticipantUserIdStr`` for string ids).
+
+        ``reverse``: newest members first. ``only_user_ids``: members carry only their ids.
+        ``scan_online`` (live groups): only the online members, optionally only those with
+        the mark ``mark_type``. A negative ``NextCursor`` ends the listing whatever
+        ``HasMore`` says (the API's documented end of a member listing).
+        """
+        body: dict[str, Any] = {
+            "AppId": self.resolve_app_id(app_id),
+            "ConversationShortId": validate_conversation_short_id(conversation_short_id),
+            "Limit": validate_page_size(page_size),
+            "Reverse": validate_bool(reverse, "reverse"),
+            "OnlyUserIds": validate_bool(only_user_ids, "only_user_ids"),
+            "ScanOnlineParticipant": validate_bool(scan_online, "scan_online"),
+        }
+        if mark_type is not None:
+            if not isinstance(mark_type, str) or not mark_type.strip():
+                raise ValueError(f"mark_type must be a non-empty string or None, got {mark_type!r}")
+            body["MarkType"] = mark_type
+        return self.iter_listing(SCAN_CONVERSATION_PARTICIPANTS, body, max_pages=max_pages)
+
+    def iter_conversation_messages(
+        self,
+        conversation_short_id: int | str,
+        *,
+        app_id: int | str | None = None,
+        cursor: int = 0,
+        after_index: int | None = None,
+        reverse: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> Listing:
+        """Every message of a conversation from ``cursor`` on (``GetConversationMessages``),
+        lazily, each ``MessageId`` once, ``NewCursor`` fed back verbatim.
+
+        ``cursor`` 0 is the start (the newest message with ``reverse``). Once exhausted the
+        :class:`~airflow_provider_rtcim.core.pagination.Listing` tells ``resume_cursor`` (the
+        last page's ``NewCursor``: where the next message will appear, a bookmark) and
+        ``last_position`` (the largest ``IndexInConversation`` taken). ``after_index`` drops
+        every message whose ``IndexInConversation`` is not past it, so a listing resumed from a
+        bookmark doubles nothing even if the cursor restarts or repeats.
+        """
+        body: dict[str, Any] = {
+            "AppId": self.resolve_app_id(app_id),
+            "ConversationShortId": validate_conversation_short_id(conversation_short_id),
+            "Limit": validate_page_size(page_size),
+            "Reverse": 1 if validate_bool(reverse, "reverse") else 0,
+        }
+        if after_index is not None:
+            after_index = validate_cursor(after_index, "after_index")
+        return self.iter_listing(
+            GET_CONVERSATION_MESSAGES,
+            body,
+            start_cursor=cursor,
+            after_position=after_index,
+            max_pages=max_pages,
+        )
+
+    def batch_get_conversations(
+        self,
+        conversation_short_ids: Sequence[int | str],
+        *,
+        app_id: int | str | None = None,
+        skip_member_count: bool = True,
+        batch_size: int = BATCH_GET_CONVERSATIONS_MAX_IDS,
+    ) -> list[dict[str, Any]]:
+        """Details of known conversations (``BatchGetConversations``), in requests of at most
+        ``batch_size`` ids; the ``ConversationCoreInfos`` of every request, in order.
+
+        Ids are checked (and de-duplicated) before the first request. Dissolved or unknown
+        conversations are simply absent from the result.
+        """
+        if isinstance(conversation_short_ids, (str, int)):
+            conversation_short_ids = [conversation_short_ids]
+        ids = list(
+            dict.fromkeys(
+                validate_conversation_short_id(v, f"conversation_short_ids[{i}]")
+                for i, v in enumerate(conversation_short_ids)
+            )
+        )
+        size = validate_max_pages(batch_size, "batch_size")
+        if size > BATCH_GET_CONVERSATIONS_MAX_IDS:
+            raise ValueError(
+                f"batch_size must be between 1 and {BATCH_GET_CONVERSATIONS_MAX_IDS}, got {batch_size!r}"
+            )
+        app = self.resolve_app_id(app_id)
+        skip = validate_bool(skip_member_count, "skip_member_count")
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), size):
+            body = {"AppId": app, "ConversationShortId": ids[start : start + size], "SkipMemberCount": skip}
+            result = self.client.call(
+                BATCH_GET_CONVERSATIONS, body, check=_core_infos_problem, version=DEFAULT_VERSION
+            )
+            out.extend(result.get("ConversationCoreInfos") or [])
+        return out
 
     # -- housekeeping --------------------------------------------------------------------
 

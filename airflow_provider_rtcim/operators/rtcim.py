@@ -1,110 +1,80 @@
-"""Operators for the Volcengine RTC IM OpenAPI."""
+"""Operators for the Volcengine RTC IM OpenAPI: every page of a read action, for many keys at once.
+
+One engine, thin operators. :class:`RtcImListingOperator` holds everything the listing
+operators share (keys from arguments or a file, a bounded pool of threads over one hook and
+one rate limiter, per-key spooling, ordered merge, atomic publish, fail-fast with
+cancellation, the XCom cap, the Asset and the summary); each operator only says what its keys
+are, which action lists them and how a row is decorated:
+
+* :class:`RtcImGetUserConversationsOperator` -- users' conversations (``GetUserConversations``);
+* :class:`RtcImConversationParticipantsOperator` -- conversations' members
+  (``ScanConversationParticipantList``);
+* :class:`RtcImConversationMessagesOperator` -- conversations' messages
+  (``GetConversationMessages``), optionally incremental with a checkpoint.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
+import datetime as dt
 import os
-import re
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_rtcim.core import validation
-from airflow_provider_rtcim.core.errors import RtcImError
-from airflow_provider_rtcim.core.sink import (
-    JsonlSink,
-    OrderedSpools,
-    Spool,
-    is_gzip_name,
-    is_templated,
-    output_asset_uri,
-    temp_name_for,
+from airflow_provider_rtcim.core.actions import (
+    GET_CONVERSATION_MESSAGES,
+    GET_USER_CONVERSATIONS,
+    SCAN_CONVERSATION_PARTICIPANTS,
+    PagedAction,
 )
-from airflow_provider_rtcim.exceptions import RtcImFatalError, RtcImInvalidArgument
+from airflow_provider_rtcim.core.defaults import (
+    DEFAULT_CONN_ID,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_WORKERS,
+    DEFAULT_MAX_XCOM_ROWS,
+    DEFAULT_PAGE_SIZE,
+)
+from airflow_provider_rtcim.core.errors import RtcImError
+from airflow_provider_rtcim.core.fanout import Cancelled, FanOut, StoppedError
+from airflow_provider_rtcim.core.keys import (
+    conversation_ids_from_jsonl,
+    distinct_keys,
+    keys_from_lines,
+    parse_key_list,
+    parse_key_range,
+)
+from airflow_provider_rtcim.core.sink import JsonlSink, Spool, is_gzip_name, output_asset_uri
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImInvalidArgument, RtcImListingFailed
+from airflow_provider_rtcim.storage import AtomicFile, check_path, open_lines
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_provider_rtcim.core.pagination import Listing
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
-__all__ = ["RtcImGetUserConversationsOperator", "RtcImListingFailed"]
-
-_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-class RtcImListingFailed(RtcImFatalError):
-    """A user's listing failed in a way no retry can fix (bad AppId, bad signature, a
-    pagination anomaly ...): the task fails at once, without its ``retries``.
-
-    Still an :class:`~airflow_provider_rtcim.exceptions.RtcImApiError` (``code``,
-    ``http_status``, ``request_id``, ``message``); its text names the user, the ``Code`` and
-    the ``RequestId``. A retryable failure that outlasted the hook's retries is raised as a
-    plain ``RtcImApiError`` instead, so the task's own retries can have a go.
-    """
-
-
-class _Cancelled(Exception):
-    """Raised inside a worker when the task is stopping (another user failed, or on_kill)."""
+__all__ = [
+    "RtcImConversationMessagesOperator",
+    "RtcImConversationParticipantsOperator",
+    "RtcImGetUserConversationsOperator",
+    "RtcImListingFailed",
+    "RtcImListingOperator",
+    "combine_summaries",
+]
 
 
 class _XComLimitExceeded(Exception):
     """Raised inside a worker when the XCom row budget is used up."""
 
 
-def _parse_user_ids(value: Any) -> list[int]:
-    """One id, a list of ids, or a rendered template of either, as a list of ints."""
-    field = "participant_user_id"
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                raise ValueError(
-                    f"{field} must be a user id or a list of user ids, got the unparsable string {value!r}"
-                ) from None
-        elif "," in text:
-            value = [part for part in (p.strip() for p in text.split(",")) if part]
-            if not value:
-                raise ValueError(f"{field} must name at least one user id, got {text!r}")
-    if isinstance(value, (list, tuple, set, frozenset)) or (
-        not isinstance(value, (str, bytes, int, dict)) and hasattr(value, "__iter__")
-    ):
-        items = list(value) if not isinstance(value, (set, frozenset)) else sorted(value, key=str)
-        if not items:
-            raise ValueError(f"{field} must name at least one user id, got an empty list")
-        return [validation.validate_user_id(v, f"{field}[{i}]") for i, v in enumerate(items)]
-    return [validation.validate_user_id(value, field)]
-
-
-def _check_output_path(value: Any, *, rendered: bool) -> None:
-    """Refuse a relative local ``output_path``.
-
-    The Asset URI is derived at parse time from the DAG processor's working directory, the
-    file would be written relative to the worker's: they need not agree. Unrendered
-    templates are checked only when their static start already shows a relative path.
-    """
-    if not isinstance(value, (str, os.PathLike)):
-        return  # None, an ObjectStoragePath (always absolute), or an XComArg
-    text = os.fspath(value).strip()
-    if not text or _URL_RE.match(text) or text.startswith("/"):
-        return
-    if not rendered and is_templated(text) and re.match(r"\s*(\{\{|\{%|\{#)", text):
-        return  # "{{ var.value.base }}/x.jsonl": only known after templating
-    raise ValueError(
-        f"output_path must be an absolute path or a URL (file://, s3:// ...), got {text!r}: a "
-        "relative path would resolve against the worker's working directory, not the DAG's"
-    )
+def _utcnow() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _derive_asset(output_path: Any, asset: Asset | str | bool | None) -> Asset | None:
@@ -154,7 +124,7 @@ class _PartialWithAsset:
         base_partial = BaseOperator.__dict__["partial"].__get__(None, owner)
 
         def partial(**kwargs: Any) -> Any:
-            _check_output_path(kwargs.get("output_path"), rendered=False)
+            check_path(kwargs.get("output_path"), rendered=False)
             derived = _derive_asset(kwargs.get("output_path"), kwargs.get("asset"))
             if derived is not None:
                 kwargs["outlets"] = _with_outlet(kwargs.get("outlets"), derived)
@@ -163,127 +133,109 @@ class _PartialWithAsset:
         return partial
 
 
-class RtcImGetUserConversationsOperator(BaseOperator):
-    """List every conversation of one or many users (``GetUserConversations``), page by page.
+def combine_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One summary for a whole run from the summaries of its mapped tasks (in map order).
 
-    Each row is the ``ConversationInfo`` exactly as the API returned it (unknown fields kept,
-    int64 ids exact) plus one top-level field, ``ParticipantUserId``: the user it was listed
-    for. The row shape is the same for one user or many, in XCom or in a file, so mapped
-    tasks and batch tasks write the same schema.
+    ``paths`` lists every file, ``count`` and the key counts (``users``, ``conversations``),
+    ``pages``, ``requests`` and ``retries`` are added up, ``fetch_started_at`` is the
+    earliest start and ``fetch_finished_at`` the latest end. This is what a run's single
+    Asset event should carry (mapped tasks must not each publish the Asset: a consumer would
+    run on fragments).
+    """
+    items = [dict(s) for s in summaries if s]
+    out: dict[str, Any] = {"paths": [], "count": 0, "tasks": len(items)}
+    for s in items:
+        out["paths"].extend(s.get("paths") or ([s["path"]] if s.get("path") else []))
+        for key in ("count", "users", "conversations", "pages", "requests", "retries"):
+            if key in s:
+                out[key] = out.get(key, 0) + int(s[key])
+    starts = [s["fetch_started_at"] for s in items if s.get("fetch_started_at")]
+    ends = [s["fetch_finished_at"] for s in items if s.get("fetch_finished_at")]
+    if starts:
+        out["fetch_started_at"] = min(starts)
+    if ends:
+        out["fetch_finished_at"] = max(ends)
+    return out
 
-    **Ordering and duplicates.** ``data_type`` defaults to 1 (from the database, ordered by
-    creation time): it is stable while you page. With ``DataType`` 0 (cache, most recently
-    active first) the order changes as conversations become active during the listing, so
-    a conversation can show up on two pages or slip past the cursor. Whatever the data
-    type, each user's rows are de-duplicated by ``ConversationShortId``.
 
-    **Output.** Without ``output_path`` the task returns the list of rows (XCom); XCom lives
-    in the metadata database, so above ``max_xcom_rows`` rows the task fails (without
-    pushing) and asks for ``output_path``. With ``output_path`` (a local path or any
-    ``ObjectStoragePath`` URL: ``file://``, ``s3://``, ``gs://``, ``memory://`` ...) rows are
-    streamed as JSON Lines (gzip when the name ends in ``.gz``) to a temporary object next
-    to the target (``.<name>.<token>.tmp``), which is renamed to the final name only when
-    every user is complete: a failed or retried run leaves no partial file (and a run that
-    publishes deletes the temporary objects of earlier tries that were killed). Rows are in a
-    deterministic order (users in input order, each user's rows in API order), so a rerun
-    writes the same file. The task then returns a summary
-    ``{"path", "count", "users", "pages", "requests", "retries"}``. Memory stays flat: each
-    user's rows are spooled to a local temporary file and appended in input order.
+class _Progress:
+    """Thread-safe counters for the progress log."""
 
-    **Asset.** When writing a file the task declares an ``Asset`` outlet (so downstream DAGs
-    can be scheduled on it) and attaches ``{"path", "count", "users"}`` as the asset
-    event's ``extra``. The Asset is ``asset`` when given (an ``Asset`` or a URI), else it is
-    derived at DAG-parse time from the **un-rendered** ``output_path``: a static path is its
-    own Asset (a local path becomes ``file:///abs/path``); a templated path maps to the
-    static directory prefix before the first ``{{`` (``s3://bkt/rtcim/{{ ds }}/x.jsonl`` ->
-    ``s3://bkt/rtcim``), so every run and every mapped task updates one stable Asset. A
-    connection id in the URL is dropped. ``asset=False`` declares nothing. This also
-    works with ``.partial(output_path=...).expand(...)``; when ``output_path`` itself is
-    expanded, pass ``asset=`` to ``partial``.
+    def __init__(self, keys: int) -> None:
+        self.keys = keys
+        self.keys_done = 0
+        self.rows = 0
+        self._lock = threading.Lock()
 
-    **Concurrency.** A user's pages are sequential (each needs the previous ``NextCursor``);
-    many users are fetched concurrently by ``max_workers`` threads sharing one hook (one
-    HTTP session, one rate limiter at ``max_qps``), so a batch runs near the API's 100 QPS
-    ceiling without drawing 429s. Dynamic task mapping also works
-    (``.partial(...).expand(participant_user_id=[...])``, one user or one batch per task).
+    def row(self) -> None:
+        with self._lock:
+            self.rows += 1
 
-    **Failures.** Arguments are checked (after templating) before the first request; an
-    unwritable ``output_path`` is detected by creating the (empty) temporary object first,
-    on object stores too. A user whose listing fails (after the hook's retries) fails the
-    task with that user's id, the API ``Code`` and the ``RequestId``; the other workers stop
-    and nothing is published (directories the run created are removed again when empty). A
-    failure no retry can fix (bad AppId, bad signature, a pagination anomaly ...) raises
-    :class:`RtcImListingFailed`, an ``AirflowFailException``: the task's ``retries`` are
-    skipped. A transient one that outlasted the hook's retries raises ``RtcImApiError``,
-    and the task's retries apply.
 
-    :param participant_user_id: a user id or a list of user ids (ints or numeric strings;
-        a rendered template of a JSON list or of comma-separated ids works too). Templated.
-    :param app_id: the AppId; defaults to the connection's ``extra.app_id``. Templated.
-    :param data_type: ``DataType``: 1 (default, creation order, stable), 0 (cache, recent
-        first, reorders while paging), 2 (live groups the user created). Templated.
-    :param inbox_type: ``InboxType`` (default 0). Templated.
-    :param skip_member_count: ask the API not to compute ``MemberCount`` (cheaper). Templated.
-    :param page_size: ``Limit`` per request, 1..20 (default 20). Templated.
-    :param output_path: where to write JSON Lines: an absolute local path or a URL (a
-        relative path is refused: the DAG processor and the worker may not share a working
-        directory); None returns the rows through XCom. Templated.
-    :param asset: the ``Asset`` (or URI) to declare as outlet; None derives it from
-        ``output_path``; False declares none.
-    :param rtcim_conn_id: the ``rtcim`` connection.
-    :param max_workers: users fetched concurrently (default 16; capped to the number of users).
-    :param max_qps: client-side request rate cap shared by all workers (None: the
-        connection's ``extra.max_qps`` or the hook's default of 95, 5% under the API's 100; 0: no
-        client-side cap).
-    :param max_pages: cap on pages per user, a guard against a cursor that never ends.
-    :param max_xcom_rows: the most rows returned through XCom (default 10,000).
+class _Keys:
+    """The task's keys, checked once in full before any request, then streamed again."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]], count: int, duplicates: int) -> None:
+        self._make = make
+        self.count = count
+        self.duplicates = duplicates
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._make()
+
+
+class RtcImListingOperator(BaseOperator):
+    """The shared engine of the listing operators (not used directly: subclass it).
+
+    A subclass sets :attr:`action` (a :class:`~airflow_provider_rtcim.core.actions.PagedAction`),
+    :attr:`key_field` (the argument holding one key or a list), :attr:`keys_from_field` (the
+    argument naming a file of keys), :attr:`keys_noun` (the summary's count of keys) and
+    :attr:`rows_noun`, and implements :meth:`_request` (its checked arguments),
+    :meth:`_listing` (the hook call for one key) and :meth:`_decorate` (the row for an item).
+    Everything else (keys, threads, output, failures, Asset, summary) is here.
+
+    Shared arguments: ``app_id``, ``page_size``, ``output_path``, ``asset``, ``key_range``,
+    ``rtcim_conn_id``, ``max_workers``, ``max_qps``, ``max_pages``, ``max_xcom_rows`` (see
+    :class:`RtcImGetUserConversationsOperator`).
     """
 
-    template_fields: Sequence[str] = (
-        "participant_user_id",
-        "app_id",
-        "data_type",
-        "inbox_type",
-        "skip_member_count",
-        "page_size",
-        "output_path",
-    )
-    ui_color = "#e8f4ff"
+    action: ClassVar[PagedAction]
+    key_field: ClassVar[str]
+    keys_from_field: ClassVar[str]
+    keys_noun: ClassVar[str]
+    rows_noun: ClassVar[str]
 
+    ui_color = "#e8f4ff"
     progress_interval: float = 10.0
     """Seconds between progress log lines."""
+
+    partial = _PartialWithAsset()
 
     def __init__(
         self,
         *,
-        participant_user_id: int | str | Sequence[int | str],
         app_id: int | str | None = None,
-        data_type: int | str = 1,
-        inbox_type: int | str = 0,
-        skip_member_count: bool | str = False,
-        page_size: int | str = 20,
+        page_size: int | str = DEFAULT_PAGE_SIZE,
         output_path: str | ObjectStoragePath | None = None,
         asset: Asset | str | bool | None = None,
-        rtcim_conn_id: str = "rtcim_default",
-        max_workers: int = 16,
+        key_range: Sequence[int | None] | str | None = None,
+        rtcim_conn_id: str = DEFAULT_CONN_ID,
+        max_workers: int = DEFAULT_MAX_WORKERS,
         max_qps: float | None = None,
-        max_pages: int = 100_000,
-        max_xcom_rows: int = 10_000,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
         **kwargs: Any,
     ) -> None:
-        _check_output_path(output_path, rendered=False)
+        check_path(output_path, rendered=False)
         derived = _derive_asset(output_path, asset)
         if derived is not None:
             kwargs["outlets"] = _with_outlet(kwargs.get("outlets"), derived)
         super().__init__(**kwargs)
-        self.participant_user_id = participant_user_id
         self.app_id = app_id
-        self.data_type = data_type
-        self.inbox_type = inbox_type
-        self.skip_member_count = skip_member_count
         self.page_size = page_size
         self.output_path = output_path
         self.asset = derived
+        self.key_range = key_range
         self.rtcim_conn_id = rtcim_conn_id
         self.max_workers = validation.to_int(max_workers, "max_workers")
         if self.max_workers < 1:
@@ -296,9 +248,14 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         self.max_xcom_rows = validation.to_int(max_xcom_rows, "max_xcom_rows")
         if self.max_xcom_rows < 0:
             raise ValueError(f"max_xcom_rows must be an integer >= 0, got {max_xcom_rows!r}")
-        self._stop: threading.Event | None = None  # made in execute(): an Event cannot be deep-copied
+        self._engine: FanOut[Any, Any] | None = None  # made in execute(): an Event cannot be deep-copied
 
-    partial = _PartialWithAsset()
+    @staticmethod
+    def _check_key_source(value: Any, from_value: Any, *, key_field: str, from_field: str) -> None:
+        if value is None and from_value is None:
+            raise ValueError(f"pass {key_field} (one id or a list) or {from_field} (a file of them)")
+        if value is not None and from_value is not None:
+            raise ValueError(f"pass either {key_field} or {from_field}, not both")
 
     @cached_property
     def hook(self) -> RtcImHook:
@@ -312,44 +269,93 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         )
 
     def on_kill(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
+        if self._engine is not None:
+            self._engine.stop.set()
 
-    # ------------------------------------------------------------------------------------
-    # execute
-    # ------------------------------------------------------------------------------------
+    # -- what a subclass says -----------------------------------------------------------------
+
+    def _key_values(self) -> tuple[Any, Any]:
+        """``(value of key_field, value of keys_from_field)``."""
+        return getattr(self, self.key_field), getattr(self, self.keys_from_field)
+
+    def _validate_key(self, value: Any, field: str) -> Any:
+        raise NotImplementedError
+
+    def _read_key_file(self, path: Any) -> Iterator[Any]:
+        """The keys of the file named by ``keys_from_field`` (duplicates included)."""
+        raise NotImplementedError
+
+    def _request(self) -> dict[str, Any]:
+        """The subclass's checked (templated) arguments, for :meth:`_listing`."""
+        return {}
+
+    def _listing(self, hook: RtcImHook, key: Any, request: dict[str, Any]) -> Listing:
+        raise NotImplementedError
+
+    def _decorate(self, row: dict[str, Any], key: Any) -> dict[str, Any]:
+        return row
+
+    def _describe(self, request: dict[str, Any]) -> str:
+        """The arguments worth a mention in the start log line."""
+        return ""
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _keys(self) -> _Keys:
+        """Check every key (one pass over a file) before any request; then stream them."""
+        value, from_value = self._key_values()
+        self._check_key_source(value, from_value, key_field=self.key_field, from_field=self.keys_from_field)
+        key_range = parse_key_range(self.key_range)
+        if value is not None:
+            keys = parse_key_list(value, field=self.key_field, validate=self._validate_key)
+
+            def source() -> Iterator[Any]:
+                return iter(keys)
+        else:
+            path = from_value
+
+            def source() -> Iterator[Any]:
+                return self._read_key_file(path)
+
+        duplicates = [0]
+
+        def dup(_key: Any) -> None:
+            duplicates[0] += 1
+
+        count = sum(1 for _ in distinct_keys(source(), key_range=key_range, on_duplicate=dup))
+        return _Keys(lambda: distinct_keys(source(), key_range=key_range), count, duplicates[0])
+
+    # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        out: AtomicFile | None = None
         try:
-            users = _parse_user_ids(self.participant_user_id)
-            data_type = validation.validate_data_type(self.data_type)
-            inbox_type = validation.validate_inbox_type(self.inbox_type)
-            skip_member_count = validation.to_bool(self.skip_member_count, "skip_member_count")
-            page_size = validation.validate_page_size(self.page_size)
-            app_id = self._resolve_app_id()
-        except ValueError as exc:  # the same arguments would fail every retry
-            raise RtcImInvalidArgument(str(exc)) from exc
-        unique = list(dict.fromkeys(users))
-        if len(unique) != len(users):
-            self.log.warning(
-                "participant_user_id lists %d ids more than once; each user is listed once",
-                len(users) - len(unique),
-            )
-        request = {
-            "data_type": data_type,
-            "inbox_type": inbox_type,
-            "skip_member_count": skip_member_count,
-            "app_id": app_id,
-            "page_size": page_size,
-            "max_pages": self.max_pages,
-        }
-        try:
-            if self.output_path is None:
-                return self._execute_to_xcom(unique, request)
-            return self._execute_to_file(unique, request, context)
+            try:
+                request = self._request()
+                request["page_size"] = validation.validate_page_size(self.page_size)
+                request["max_pages"] = self.max_pages
+                request["app_id"] = self._resolve_app_id()
+                keys = self._keys()
+                self._prepare(keys, request, context)
+                if self.output_path is not None:
+                    out = AtomicFile.open(self.output_path)  # the writability probe
+            except ValueError as exc:  # the same arguments would fail every retry
+                raise RtcImInvalidArgument(str(exc)) from exc
+            if keys.duplicates:
+                self.log.warning(
+                    "%s lists %d ids more than once; each is listed once", self.key_field, keys.duplicates
+                )
+            if out is None:
+                return self._execute_to_xcom(keys, request)
+            return self._execute_to_file(keys, request, out, context)
         finally:
+            if out is not None:
+                out.discard()  # a no-op once published
             if "hook" in self.__dict__:
                 self.hook.close()
+
+    def _prepare(self, keys: _Keys, request: dict[str, Any], context: Context) -> None:
+        """A subclass's last checks before any request (e.g. reading a checkpoint)."""
 
     def _resolve_app_id(self) -> int:
         if self.app_id is not None and not (isinstance(self.app_id, str) and not self.app_id.strip()):
@@ -362,27 +368,25 @@ class RtcImGetUserConversationsOperator(BaseOperator):
             )
         return validation.validate_app_id(conn_app_id, "app_id (from the connection's extra.app_id)")
 
-    def _log_start(self, users: list[int], request: dict[str, Any], destination: str) -> None:
+    def _log_start(self, keys: _Keys, request: dict[str, Any], destination: str) -> None:
+        details = self._describe(request)
         self.log.info(
-            "Listing conversations of %d user(s) into %s (app_id=%s, data_type=%s, inbox_type=%s, "
-            "page_size=%s, workers=%d)",
-            len(users),
+            "Listing %s of %d %s into %s (app_id=%s%s, page_size=%s, workers=%d)",
+            self.rows_noun,
+            keys.count,
+            self.keys_noun if keys.count != 1 else self.keys_noun.rstrip("s"),
             destination,
             request["app_id"],
-            request["data_type"],
-            request["inbox_type"],
+            f", {details}" if details else "",
             request["page_size"],
-            min(self.max_workers, len(users)),
+            max(1, min(self.max_workers, keys.count)),
         )
 
-    def _execute_to_xcom(self, users: list[int], request: dict[str, Any]) -> list[dict[str, Any]]:
+    def _execute_to_xcom(self, keys: _Keys, request: dict[str, Any]) -> list[dict[str, Any]]:
         limit = self.max_xcom_rows
         lock = threading.Lock()
         total = [0]
-        results: dict[int, list[dict[str, Any]]] = {}
-
-        def new_collector(slot: int) -> list[dict[str, Any]]:
-            return []
+        rows: list[dict[str, Any]] = []
 
         def add(collector: list[dict[str, Any]], row: dict[str, Any]) -> None:
             with lock:
@@ -391,157 +395,62 @@ class RtcImGetUserConversationsOperator(BaseOperator):
                     raise _XComLimitExceeded
             collector.append(row)
 
-        def done(slot: int, collector: list[dict[str, Any]]) -> None:
-            results[slot] = collector
-
-        self._log_start(users, request, "XCom")
+        self._log_start(keys, request, "XCom")
         try:
-            stats = self._fetch_all(users, request, new_collector, add, done, discard=lambda c: None)
+            stats = self._fetch_all(
+                keys,
+                request,
+                new_collector=list,
+                add=add,
+                finish=lambda c: None,
+                merge=rows.extend,
+                discard=lambda c: None,
+            )
         except _XComLimitExceeded:
             raise AirflowFailException(
                 f"The listing has more than max_xcom_rows={limit} rows: too many for XCom, which "
                 f"lives in the metadata database. Set output_path (e.g. 's3://bucket/rtcim/"
-                f"conversations.jsonl.gz') to write JSON Lines to object storage, or raise max_xcom_rows."
+                f"{self.rows_noun}.jsonl.gz') to write JSON Lines to object storage, or raise max_xcom_rows."
             ) from None
-        rows = [row for slot in range(len(users)) for row in results.pop(slot)]
-        self._log_summary(stats, len(rows), len(users), "XCom")
+        self._log_summary(stats, len(rows), keys.count, "XCom")
         return rows
 
-    def _execute_to_file(self, users: list[int], request: dict[str, Any], context: Context) -> dict[str, Any]:
-        target, tmp, raw, created_dirs = self._open_temp_output()
-        compress = is_gzip_name(target.name)
-        sink = JsonlSink(raw, compress=compress)
-        published = False
-        try:
-            with tempfile.TemporaryDirectory(prefix="rtcim-spool-") as spool_dir:
-                merger = OrderedSpools(sink)
+    def _execute_to_file(
+        self, keys: _Keys, request: dict[str, Any], out: AtomicFile, context: Context
+    ) -> dict[str, Any]:
+        import tempfile
 
-                def new_collector(slot: int) -> Spool:
-                    return Spool(spool_dir)
-
-                def add(collector: Spool, row: dict[str, Any]) -> None:
-                    collector.write_row(row)
-
-                def done(slot: int, collector: Spool) -> None:
-                    collector.close()
-                    merger.complete(slot, collector)
-
-                self._log_start(users, request, str(target))
-                try:
-                    stats = self._fetch_all(
-                        users, request, new_collector, add, done, discard=lambda c: c.discard()
-                    )
-                finally:
-                    merger.discard()
-                if merger.next_slot != len(users):  # pragma: no cover - guarded by _fetch_all
-                    raise RuntimeError("internal error: not every user's rows were written")
-            sink.close()
-            tmp.fs.mv(tmp.path, target.path)
-            published = True
-        finally:
-            if not published:
-                self._remove_quietly(sink, tmp)
-                self._remove_empty_dirs(created_dirs)
-        self._remove_stale_temps(target)
-        count = sink.count
-        self._log_summary(stats, count, len(users), str(target))
-        summary = {"path": str(target), "count": count, "users": len(users), **stats}
+        sink = JsonlSink(out.raw, compress=is_gzip_name(out.target.name))
+        started = _utcnow()
+        with tempfile.TemporaryDirectory(prefix="rtcim-spool-") as spool_dir:
+            self._log_start(keys, request, str(out.target))
+            stats = self._fetch_all(
+                keys,
+                request,
+                new_collector=lambda: Spool(spool_dir),
+                add=lambda spool, row: spool.write_row(row),
+                finish=lambda spool: spool.close(),  # no file descriptor while it waits its turn
+                merge=lambda spool: spool.drain_into(sink),
+                discard=lambda spool: spool.discard(),
+            )
+        sink.close()
+        summary = {
+            "path": str(out.target),
+            "paths": [str(out.target)],
+            "count": sink.count,
+            self.keys_noun: keys.count,
+            **stats,
+            "fetch_started_at": started,
+            "fetch_finished_at": _utcnow(),
+        }
+        self._publish(out, summary, context)
+        self._log_summary(stats, sink.count, keys.count, str(out.target))
         self._attach_asset_event(context, summary)
         return summary
 
-    def _open_temp_output(self) -> tuple[ObjectStoragePath, ObjectStoragePath, Any, list[str]]:
-        """The target, its temporary sibling open for writing, and the local directories made.
-
-        The writability probe: the temporary object is created empty (written and closed,
-        so an object store really stores it: ``open()`` alone reaches S3 or GCS only at
-        ``close()``, after every request) and checked, before the first API request.
-        The local directories this call created (deepest first) are removed again, when
-        empty, if anything fails.
-        """
-        from airflow.sdk import ObjectStoragePath
-
-        value = self.output_path
-        if isinstance(value, str):
-            if not value.strip():
-                raise ValueError("output_path must be a file path or URL, got an empty string")
-            if value.rstrip().endswith("/"):
-                raise ValueError(f"output_path must name a file, not a directory: {value!r}")
-        _check_output_path(value, rendered=True)
-        created: list[str] = []
-        tmp: ObjectStoragePath | None = None
-        try:
-            target = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value).strip())
-            if not target.name:
-                raise ValueError("it names no file")
-            tmp = target.parent / temp_name_for(target.name, uuid.uuid4().hex[:12])
-            if (target.protocol or "") in _LOCAL_PROTOCOLS:
-                if target.is_dir():
-                    raise ValueError("it is a directory")
-                created = self._make_parents(target)
-            with tmp.fs.open(tmp.path, "wb") as probe:
-                probe.write(b"")
-            if not tmp.fs.exists(tmp.path):
-                raise OSError(f"the temporary object {tmp} was not there after it was written")
-            raw = tmp.fs.open(tmp.path, "wb")
-        except Exception as exc:
-            if tmp is not None:
-                with contextlib.suppress(Exception):
-                    if tmp.fs.exists(tmp.path):
-                        tmp.fs.rm(tmp.path)
-            self._remove_empty_dirs(created)
-            raise ValueError(f"output_path {str(value)!r} cannot be written: {exc}") from exc
-        return target, tmp, raw, created
-
-    @staticmethod
-    def _make_parents(target: ObjectStoragePath) -> list[str]:
-        """Create the target's missing local parent directories; return them, deepest first."""
-        fs = target.fs
-        missing: list[str] = []
-        parent = target.parent.path.rstrip("/")
-        while parent and not fs.exists(parent):
-            missing.append(parent)
-            up = parent.rsplit("/", 1)[0]
-            if up == parent:
-                break
-            parent = up
-        fs.makedirs(target.parent.path, exist_ok=True)
-        return missing
-
-    def _remove_empty_dirs(self, dirs: list[str]) -> None:
-        """Remove the directories this run created (deepest first) while they are empty."""
-        for directory in dirs:
-            try:
-                os.rmdir(directory)
-            except FileNotFoundError:
-                continue
-            except OSError:
-                break  # not empty (another task writes there) or not ours to remove: stop here
-            self.log.debug("Removed the empty directory %s, created by this run", directory)
-
-    def _remove_quietly(self, sink: JsonlSink, tmp: ObjectStoragePath) -> None:
-        try:
-            sink.close()
-        except Exception:
-            self.log.debug("closing the temporary output failed", exc_info=True)
-        try:
-            if tmp.fs.exists(tmp.path):
-                tmp.fs.rm(tmp.path)
-        except Exception:
-            self.log.warning("Could not remove the temporary output %s", tmp, exc_info=True)
-
-    def _remove_stale_temps(self, target: ObjectStoragePath) -> None:
-        """Delete temporary siblings of ``target`` left by earlier tries that were killed.
-
-        A killed process cannot clean up; its ``.<name>.<token>.tmp`` stays (hidden, so no
-        reader mistakes it for output). Once this run has published, those are garbage.
-        """
-        pattern = f"{target.parent.path.rstrip('/')}/{temp_name_for(target.name, '*')}"
-        try:
-            for stale in target.fs.glob(pattern):
-                target.fs.rm(stale)
-                self.log.info("Removed %s, left behind by an earlier try that was killed", stale)
-        except Exception:
-            self.log.warning("Could not look for stale temporary objects next to %s", target, exc_info=True)
+    def _publish(self, out: AtomicFile, summary: dict[str, Any], context: Context) -> None:
+        """Rename the complete output into place (a subclass may commit more with it)."""
+        out.publish()
 
     def _attach_asset_event(self, context: Context, summary: dict[str, Any]) -> None:
         if self.asset is None:
@@ -550,116 +459,85 @@ class RtcImGetUserConversationsOperator(BaseOperator):
             events = context["outlet_events"]
         except KeyError:
             return
-        extra = {"path": summary["path"], "count": summary["count"], "users": summary["users"]}
-        events[self.asset].extra.update(extra)
+        keys = ("path", "paths", "count", self.keys_noun, "fetch_started_at", "fetch_finished_at")
+        events[self.asset].extra.update({k: summary[k] for k in keys if k in summary})
 
-    # ------------------------------------------------------------------------------------
-    # fetching
-    # ------------------------------------------------------------------------------------
+    # -- fetching -----------------------------------------------------------------------------
 
     def _fetch_all(
         self,
-        users: list[int],
+        keys: _Keys,
         request: dict[str, Any],
-        new_collector: Callable[[int], Any],
-        add: Callable[[Any, dict[str, Any]], None],
-        done: Callable[[int, Any], None],
         *,
+        new_collector: Callable[[], Any],
+        add: Callable[[Any, dict[str, Any]], None],
+        finish: Callable[[Any], None],
+        merge: Callable[[Any], None],
         discard: Callable[[Any], None],
     ) -> dict[str, int]:
-        """List every user with a bounded pool sharing one hook; ``done`` runs on this thread.
-
-        ``done(slot, collector)`` is called on the calling thread, in completion order, for
-        each user whose listing finished. On the first failure the other workers are told to
-        stop, queued users are cancelled and the failure is raised.
-
-        The failing worker itself raises the stop flag (before its future completes), so no
-        idle worker starts a queued user while this thread is still waking up: once a user
-        has failed, each worker finishes at most the user it already has in hand.
-        """
+        """List every key on the fan-out engine; ``merge`` runs on this thread, in key order."""
         hook = self.hook
         base = self._hook_stats(hook)
-        stop = self._stop = threading.Event()
-        progress = _Progress(len(users))
-        workers = min(self.max_workers, len(users))
-        failures: list[BaseException] = []  # the first real failure, recorded by its worker
-        failure_lock = threading.Lock()
+        progress = _Progress(keys.count)
+        started = time.monotonic()
+        last_log = [started]
 
-        def fail(exc: BaseException) -> None:
-            with failure_lock:
-                if not failures:
-                    failures.append(exc)
-            stop.set()
-
-        def stopped() -> BaseException:
-            """Why the listing stopped: the first user's failure, else the task is being killed."""
-            if failures:
-                return failures[0]
-            return AirflowFailException("The listing was stopped (the task is being killed)")
-
-        def work(slot: int, user_id: int) -> tuple[int, Any]:
-            if stop.is_set():
-                raise _Cancelled
-            collector = new_collector(slot)
+        def work(slot: int, key: Any) -> tuple[Any, Any]:
+            collector = new_collector()
             try:
-                for info in hook.iter_user_conversations(
-                    user_id,
-                    data_type=request["data_type"],
-                    inbox_type=request["inbox_type"],
-                    skip_member_count=request["skip_member_count"],
-                    app_id=request["app_id"],
-                    page_size=request["page_size"],
-                    max_pages=request["max_pages"],
-                ):
-                    if stop.is_set():
-                        raise _Cancelled
-                    row = dict(info)
-                    row["ParticipantUserId"] = user_id
-                    add(collector, row)
+                listing = self._listing(hook, key, request)
+                for item in listing:
+                    engine.check_stop()
+                    add(collector, self._decorate(item, key))
                     progress.row()
-            except _Cancelled:
+            except Cancelled:
                 discard(collector)
                 raise
             except RtcImError as exc:
                 discard(collector)
-                error = _for_user(exc, user_id)
-                fail(error)
-                raise error from exc
-            except BaseException as exc:
-                discard(collector)
-                fail(exc)
-                raise
-            return slot, collector
-
-        started = time.monotonic()
-        last_log = started
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rtcim-list") as pool:
-            pending: set[Future[tuple[int, Any]]] = {
-                pool.submit(work, slot, uid) for slot, uid in enumerate(users)
-            }
-            try:
-                while pending:
-                    finished, pending = wait(
-                        pending, timeout=min(self.progress_interval, 1.0), return_when=FIRST_EXCEPTION
-                    )
-                    for future in sorted(finished, key=_failures_first):
-                        if isinstance(future.exception(), _Cancelled):
-                            raise stopped()
-                        slot, collector = future.result()
-                        done(slot, collector)
-                        progress.user_done()
-                    if stop.is_set():
-                        raise stopped()
-                    now = time.monotonic()
-                    if now - last_log >= self.progress_interval and pending:
-                        last_log = now
-                        self._log_progress(progress, self._hook_stats(hook, base), now - started)
+                raise _for_key(exc, self.key_field, key) from exc
             except BaseException:
-                stop.set()
-                for future in pending:
-                    future.cancel()
+                discard(collector)
                 raise
+            finish(collector)
+            if listing.duplicates:
+                self.log.info(
+                    "%s %s: skipped %d duplicate %s across pages",
+                    self.key_field,
+                    key,
+                    listing.duplicates,
+                    self.rows_noun,
+                )
+            return collector, listing
+
+        def on_done(slot: int, key: Any, result: tuple[Any, Any]) -> None:
+            collector, listing = result
+            merge(collector)
+            self._key_done(key, listing)
+            progress.keys_done += 1
+
+        def on_tick() -> None:
+            now = time.monotonic()
+            if now - last_log[0] >= self.progress_interval:
+                last_log[0] = now
+                self._log_progress(progress, self._hook_stats(hook, base), now - started)
+
+        engine = self._engine = FanOut(
+            work=work,
+            on_done=on_done,
+            discard=lambda result: discard(result[0]),
+            max_workers=max(1, min(self.max_workers, keys.count)),
+            on_tick=on_tick,
+            tick=min(self.progress_interval, 1.0),
+        )
+        try:
+            engine.run(keys)
+        except StoppedError as exc:
+            raise AirflowFailException(f"The listing was stopped: {exc}") from None
         return self._hook_stats(hook, base)
+
+    def _key_done(self, key: Any, listing: Listing) -> None:
+        """Called on the coordinating thread, in key order, once a key's rows are merged."""
 
     @staticmethod
     def _hook_stats(hook: Any, base: dict[str, int] | None = None) -> dict[str, int]:
@@ -671,23 +549,27 @@ class RtcImGetUserConversationsOperator(BaseOperator):
 
     def _log_progress(self, progress: _Progress, stats: dict[str, int], elapsed: float) -> None:
         self.log.info(
-            "Progress: %d/%d users done, %d conversations, %d pages, %d requests (%d retries), "
-            "%.1f requests/s, %.0f conversations/s",
-            progress.users_done,
-            progress.users,
+            "Progress: %d/%d %s done, %d %s, %d pages, %d requests (%d retries), %.1f requests/s, %.0f %s/s",
+            progress.keys_done,
+            progress.keys,
+            self.keys_noun,
             progress.rows,
+            self.rows_noun,
             stats["pages"],
             stats["requests"],
             stats["retries"],
             stats["requests"] / elapsed if elapsed > 0 else 0.0,
             progress.rows / elapsed if elapsed > 0 else 0.0,
+            self.rows_noun,
         )
 
-    def _log_summary(self, stats: dict[str, int], count: int, users: int, where: str) -> None:
+    def _log_summary(self, stats: dict[str, int], count: int, keys: int, where: str) -> None:
         self.log.info(
-            "Listed %d conversations of %d user(s) into %s: %d pages, %d requests, %d retries",
+            "Listed %d %s of %d %s into %s: %d pages, %d requests, %d retries",
             count,
-            users,
+            self.rows_noun,
+            keys,
+            f"{self.keys_noun.rstrip('s')}(s)",
             where,
             stats["pages"],
             stats["requests"],
@@ -695,51 +577,357 @@ class RtcImGetUserConversationsOperator(BaseOperator):
         )
 
 
-class _Progress:
-    """Thread-safe counters for the progress log."""
-
-    def __init__(self, users: int) -> None:
-        self.users = users
-        self.users_done = 0
-        self.rows = 0
-        self._lock = threading.Lock()
-
-    def row(self) -> None:
-        with self._lock:
-            self.rows += 1
-
-    def user_done(self) -> None:
-        self.users_done += 1  # only the coordinating thread calls this
-
-
-def _failures_first(future: Future[Any]) -> int:
-    """Sort key: real failures first (their message matters), then cancellations, then results."""
-    exc = future.exception()
-    if exc is None:
-        return 2
-    return 1 if isinstance(exc, _Cancelled) else 0
-
-
-def _for_user(exc: RtcImError, user_id: int) -> Exception:
-    """The same error, its message prefixed with the user whose listing failed.
+def _for_key(exc: RtcImError, field: str, key: Any) -> RtcImApiError:
+    """The same error, its message prefixed with the key whose listing failed.
 
     A non-retryable one becomes :class:`RtcImListingFailed` (an ``AirflowFailException``):
     the task's ``retries`` cannot fix a bad AppId, a bad signature or a broken cursor.
     """
-    message = f"listing participant_user_id={user_id} failed: {exc.message}"
+    message = f"listing {field}={key!r} failed: {exc.message}"
+    if isinstance(key, int):
+        message = f"listing {field}={key} failed: {exc.message}"
     if not exc.retryable:
-        return RtcImListingFailed(
-            message, code=exc.code, http_status=exc.http_status, request_id=exc.request_id, action=exc.action
+        return RtcImListingFailed.from_error(exc, message)
+    return RtcImApiError.from_error(exc, message)
+
+
+class _ConversationKeysMixin:
+    """Keys that are conversations: ``conversation_short_id`` or ``conversations_from``."""
+
+    key_field = "conversation_short_id"
+    keys_from_field = "conversations_from"
+    keys_noun = "conversations"
+
+    def _validate_key(self, value: Any, field: str) -> int:
+        return validation.validate_conversation_short_id(value, field)
+
+    def _read_key_file(self, path: Any) -> Iterator[int]:
+        return conversation_ids_from_jsonl(
+            open_lines(path, field="conversations_from"),
+            source=f"conversations_from {str(path)!r}",
+            validate=validation.validate_conversation_short_id,
         )
-    try:
-        return type(exc)(
-            message,
-            code=exc.code,
-            http_status=exc.http_status,
-            request_id=exc.request_id,
-            action=exc.action,
+
+    def _decorate(self, row: dict[str, Any], key: Any) -> dict[str, Any]:
+        row.setdefault("ConversationShortId", key)
+        return row
+
+
+class RtcImGetUserConversationsOperator(RtcImListingOperator):
+    """List every conversation of one or many users (``GetUserConversations``), page by page.
+
+    Each row is the ``ConversationInfo`` exactly as the API returned it (unknown fields kept,
+    int64 ids exact) plus one top-level field, ``ParticipantUserId``: the user it was listed
+    for. The row shape is the same for one user or many, in XCom or in a file, so mapped
+    tasks and batch tasks write the same schema.
+
+    **Ordering and duplicates.** ``data_type`` defaults to 1 (from the database, ordered by
+    creation time): it is stable while you page. With ``DataType`` 0 (cache, most recently
+    active first) the order changes as conversations become active during the listing, so
+    a conversation can show up on two pages or slip past the cursor. Whatever the data
+    type, each user's rows are de-duplicated by ``ConversationShortId``.
+
+    **Keys.** ``participant_user_id`` (one id, a list, or a rendered template of either), or
+    ``participant_user_ids_from``: the path or URL of a text file with one id per line
+    (gzip when named ``.gz``), streamed, so a million users never sit in memory at once.
+    ``key_range=[start, stop]`` takes only the distinct ids ``start..stop-1`` (in order): the
+    way mapped tasks each take a batch of one file. Every id is checked before the first
+    request.
+
+    **Output.** Without ``output_path`` the task returns the list of rows (XCom); XCom lives
+    in the metadata database, so above ``max_xcom_rows`` rows the task fails (without
+    pushing) and asks for ``output_path``. With ``output_path`` (a local path or any
+    ``ObjectStoragePath`` URL: ``file://``, ``s3://``, ``gs://``, ``memory://`` ...) rows are
+    streamed as JSON Lines (gzip when the name ends in ``.gz``) to a temporary object next
+    to the target (``.<name>.<token>.tmp``), which is renamed to the final name only when
+    every user is complete: a failed or retried run leaves no partial file (and a run that
+    publishes deletes the temporary objects of earlier tries that were killed). Rows are in a
+    deterministic order (users in input order, each user's rows in API order), so a rerun
+    writes the same file. The task then returns a summary ``{"path", "paths", "count",
+    "users", "pages", "requests", "retries", "fetch_started_at", "fetch_finished_at"}`` (the
+    last two: when this task really started and finished fetching, UTC). Memory and open
+    files stay flat, bounded by ``max_workers``: each user's rows are spooled to a local
+    temporary file, closed when the user is done, and appended in input order.
+
+    **Asset.** When writing a file the task declares an ``Asset`` outlet (so downstream DAGs
+    can be scheduled on it) and attaches ``{"path", "paths", "count", "users",
+    "fetch_started_at", "fetch_finished_at"}`` as the asset event's ``extra``. The Asset is
+    ``asset`` when given (an ``Asset`` or a URI), else it is derived at DAG-parse time from
+    the **un-rendered** ``output_path``: a static path is its own Asset (a local path
+    becomes ``file:///abs/path``); a templated path maps to the static directory prefix
+    before the first ``{{`` (``s3://bkt/rtcim/{{ ds }}/x.jsonl`` -> ``s3://bkt/rtcim``). A
+    connection id in the URL is dropped. ``asset=False`` declares nothing: use it for mapped
+    tasks, and publish the Asset once per run from a task after them (see
+    :func:`combine_summaries`), or a consumer runs on fragments.
+
+    **Concurrency.** A user's pages are sequential (each needs the previous ``NextCursor``);
+    many users are fetched concurrently by ``max_workers`` threads sharing one hook (one
+    HTTP session, one rate limiter at ``max_qps``), so a batch runs near the API's 100 QPS
+    ceiling without drawing 429s. Dynamic task mapping also works.
+
+    **Failures.** Arguments are checked (after templating) before the first request, and so
+    is the output: an unwritable ``output_path`` is detected by creating the (empty)
+    temporary object first, on object stores too. Invalid arguments raise
+    :class:`~airflow_provider_rtcim.exceptions.RtcImInvalidArgument` (a ``ValueError`` and an
+    ``AirflowFailException``: no task retry is spent on them). A user whose listing fails
+    (after the hook's retries) fails the task with that user's id, the API ``Code`` and the
+    ``RequestId``; the other workers stop and nothing is published (directories the run
+    created are removed again when empty). A failure no retry can fix (bad AppId, bad
+    signature, a pagination anomaly ...) raises :class:`RtcImListingFailed`, an
+    ``AirflowFailException``: the task's ``retries`` are skipped. A transient one that
+    outlasted the hook's retries raises ``RtcImApiError``, and the task's retries apply.
+
+    :param participant_user_id: a user id or a list of user ids (ints or numeric strings;
+        a rendered template of a JSON list or of comma-separated ids works too). Templated.
+    :param participant_user_ids_from: instead, the path or URL of a text file of user ids,
+        one a line. Templated.
+    :param app_id: the AppId; defaults to the connection's ``extra.app_id``. Templated.
+    :param data_type: ``DataType``: 1 (default, creation order, stable), 0 (cache, recent
+        first, reorders while paging), 2 (live groups the user created). Templated.
+    :param inbox_type: ``InboxType`` (default 0). Templated.
+    :param skip_member_count: ask the API not to compute ``MemberCount`` (cheaper). Templated.
+    :param page_size: ``Limit`` per request, 1..20 (default 20). Templated.
+    :param output_path: where to write JSON Lines: an absolute local path or a URL (a
+        relative path is refused: the DAG processor and the worker may not share a working
+        directory); None returns the rows through XCom. Templated.
+    :param asset: the ``Asset`` (or URI) to declare as outlet; None derives it from
+        ``output_path``; False declares none.
+    :param key_range: ``[start, stop]``: only the distinct keys ``start..stop-1``. Templated.
+    :param rtcim_conn_id: the ``rtcim`` connection.
+    :param max_workers: users fetched concurrently (default 16; capped to the number of users).
+    :param max_qps: client-side request rate cap shared by all workers (None: the
+        connection's ``extra.max_qps`` or the hook's default of 95, 5% under the API's 100; 0: no
+        client-side cap).
+    :param max_pages: cap on pages per user, a guard against a cursor that never ends.
+    :param max_xcom_rows: the most rows returned through XCom (default 10,000).
+    """
+
+    action = GET_USER_CONVERSATIONS
+    key_field = "participant_user_id"
+    keys_from_field = "participant_user_ids_from"
+    keys_noun = "users"
+    rows_noun = "conversations"
+
+    template_fields: Sequence[str] = (
+        "participant_user_id",
+        "participant_user_ids_from",
+        "app_id",
+        "data_type",
+        "inbox_type",
+        "skip_member_count",
+        "page_size",
+        "output_path",
+        "key_range",
+    )
+
+    def __init__(
+        self,
+        *,
+        participant_user_id: int | str | Sequence[int | str] | None = None,
+        participant_user_ids_from: str | ObjectStoragePath | None = None,
+        data_type: int | str = 1,
+        inbox_type: int | str = 0,
+        skip_member_count: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        self._check_key_source(
+            participant_user_id,
+            participant_user_ids_from,
+            key_field="participant_user_id",
+            from_field="participant_user_ids_from",
         )
-    except Exception:  # pragma: no cover - a subclass with another signature
-        return RtcImError(
-            message, code=exc.code, http_status=exc.http_status, request_id=exc.request_id, action=exc.action
+        super().__init__(**kwargs)
+        self.participant_user_id = participant_user_id
+        self.participant_user_ids_from = participant_user_ids_from
+        self.data_type = data_type
+        self.inbox_type = inbox_type
+        self.skip_member_count = skip_member_count
+
+    def _validate_key(self, value: Any, field: str) -> int:
+        return validation.validate_user_id(value, field)
+
+    def _read_key_file(self, path: Any) -> Iterator[int]:
+        return keys_from_lines(
+            open_lines(path, field=self.keys_from_field),
+            source=f"{self.keys_from_field} {str(path)!r}",
+            validate=validation.validate_user_id,
+        )
+
+    def _request(self) -> dict[str, Any]:
+        return {
+            "data_type": validation.validate_data_type(self.data_type),
+            "inbox_type": validation.validate_inbox_type(self.inbox_type),
+            "skip_member_count": validation.to_bool(self.skip_member_count, "skip_member_count"),
+        }
+
+    def _describe(self, request: dict[str, Any]) -> str:
+        return f"data_type={request['data_type']}, inbox_type={request['inbox_type']}"
+
+    def _listing(self, hook: RtcImHook, key: Any, request: dict[str, Any]) -> Listing:
+        return hook.iter_user_conversations(
+            key,
+            data_type=request["data_type"],
+            inbox_type=request["inbox_type"],
+            skip_member_count=request["skip_member_count"],
+            app_id=request["app_id"],
+            page_size=request["page_size"],
+            max_pages=request["max_pages"],
+        )
+
+    def _decorate(self, row: dict[str, Any], key: Any) -> dict[str, Any]:
+        row = dict(row)
+        row["ParticipantUserId"] = key
+        return row
+
+
+class RtcImConversationParticipantsOperator(_ConversationKeysMixin, RtcImListingOperator):
+    """List every member of one or many conversations (``ScanConversationParticipantList``).
+
+    Rows are the participants exactly as the API returned them (they carry
+    ``ConversationShortId``; unknown fields kept, int64 ids exact), each member once per
+    conversation (by ``ParticipantUserId``, or ``ParticipantUserIdStr`` for string ids). A
+    negative ``NextCursor`` ends a member listing whatever ``HasMore`` says.
+
+    Keys: ``conversation_short_id`` (one id, a list, or a rendered JSON list; templated), or
+    ``conversations_from`` (templated): the path or URL of a JSON Lines file written by
+    :class:`RtcImGetUserConversationsOperator`, whose distinct ``ConversationShortId`` values,
+    in file order, are the keys. Everything else (output to XCom or JSON Lines, atomic
+    publish, Asset, summary with ``conversations``, ``key_range``, failures, scaling) is as
+    for :class:`RtcImGetUserConversationsOperator`.
+
+    :param reverse: newest members first (default: by join time ascending). Templated.
+    :param only_user_ids: members carry only their ids (cheaper). Templated.
+    :param scan_online: live groups: only the online members. Templated.
+    :param mark_type: with ``scan_online``: only online members with this mark. Templated.
+    """
+
+    action = SCAN_CONVERSATION_PARTICIPANTS
+    rows_noun = "members"
+
+    template_fields: Sequence[str] = (
+        "conversation_short_id",
+        "conversations_from",
+        "app_id",
+        "reverse",
+        "only_user_ids",
+        "scan_online",
+        "mark_type",
+        "page_size",
+        "output_path",
+        "key_range",
+    )
+
+    def __init__(
+        self,
+        *,
+        conversation_short_id: int | str | Sequence[int | str] | None = None,
+        conversations_from: str | ObjectStoragePath | None = None,
+        reverse: bool | str = False,
+        only_user_ids: bool | str = False,
+        scan_online: bool | str = False,
+        mark_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._check_key_source(
+            conversation_short_id,
+            conversations_from,
+            key_field="conversation_short_id",
+            from_field="conversations_from",
+        )
+        super().__init__(**kwargs)
+        self.conversation_short_id = conversation_short_id
+        self.conversations_from = conversations_from
+        self.reverse = reverse
+        self.only_user_ids = only_user_ids
+        self.scan_online = scan_online
+        self.mark_type = mark_type
+
+    def _request(self) -> dict[str, Any]:
+        mark = self.mark_type
+        if isinstance(mark, str) and not mark.strip():
+            mark = None
+        if mark is not None and not isinstance(mark, str):
+            raise ValueError(f"mark_type must be a string or None, got {mark!r}")
+        return {
+            "reverse": validation.to_bool(self.reverse, "reverse"),
+            "only_user_ids": validation.to_bool(self.only_user_ids, "only_user_ids"),
+            "scan_online": validation.to_bool(self.scan_online, "scan_online"),
+            "mark_type": mark,
+        }
+
+    def _describe(self, request: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={request[k]}" for k in ("reverse", "only_user_ids", "scan_online"))
+
+    def _listing(self, hook: RtcImHook, key: Any, request: dict[str, Any]) -> Listing:
+        return hook.iter_conversation_participants(
+            key,
+            app_id=request["app_id"],
+            reverse=request["reverse"],
+            only_user_ids=request["only_user_ids"],
+            scan_online=request["scan_online"],
+            mark_type=request["mark_type"],
+            page_size=request["page_size"],
+            max_pages=request["max_pages"],
+        )
+
+
+class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOperator):
+    """List every message of one or many conversations (``GetConversationMessages``).
+
+    Rows are the messages exactly as the API returned them (they carry
+    ``ConversationShortId``; unknown fields kept, int64 ids exact, ``Content`` untouched),
+    each ``MessageId`` once, conversations in key order and each conversation's messages in
+    API order (oldest first; newest first with ``reverse``). ``NewCursor`` is fed back
+    verbatim. Keys (``conversation_short_id`` or ``conversations_from``), outputs, Asset,
+    summary, ``key_range``, failures and scaling are as for
+    :class:`RtcImConversationParticipantsOperator`.
+
+    :param reverse: newest first (live groups only allow this). Templated.
+    """
+
+    action = GET_CONVERSATION_MESSAGES
+    rows_noun = "messages"
+
+    template_fields: Sequence[str] = (
+        "conversation_short_id",
+        "conversations_from",
+        "app_id",
+        "reverse",
+        "page_size",
+        "output_path",
+        "key_range",
+    )
+
+    def __init__(
+        self,
+        *,
+        conversation_short_id: int | str | Sequence[int | str] | None = None,
+        conversations_from: str | ObjectStoragePath | None = None,
+        reverse: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        self._check_key_source(
+            conversation_short_id,
+            conversations_from,
+            key_field="conversation_short_id",
+            from_field="conversations_from",
+        )
+        super().__init__(**kwargs)
+        self.conversation_short_id = conversation_short_id
+        self.conversations_from = conversations_from
+        self.reverse = reverse
+
+    def _request(self) -> dict[str, Any]:
+        return {"reverse": validation.to_bool(self.reverse, "reverse")}
+
+    def _describe(self, request: dict[str, Any]) -> str:
+        return f"reverse={request['reverse']}"
+
+    def _listing(self, hook: RtcImHook, key: Any, request: dict[str, Any]) -> Listing:
+        return hook.iter_conversation_messages(
+            key,
+            app_id=request["app_id"],
+            reverse=request["reverse"],
+            page_size=request["page_size"],
+            max_pages=request["max_pages"],
         )

@@ -1,0 +1,145 @@
+"""Where an operator's keys come from: one id, a list, a rendered JSON list, or a file (pure).
+
+Keys (user ids, conversation ids) are streamed, never all held at once: a million keys cost a
+compact set of the ids seen (to drop duplicates), not a list. ``key_range`` takes a slice of
+the *distinct* keys in source order, so mapped tasks can each take a range of one file.
+
+    >>> list(distinct_keys([3, 1, 3, 2], key_range=(1, 3)))
+    [1, 2]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from airflow_provider_rtcim.core.intset import Int64Set
+
+K = TypeVar("K", int, str)
+
+
+def parse_key_list(value: Any, *, field: str, validate: Callable[[Any, str], K]) -> list[K]:
+    """One key, a list of keys, or a rendered template of either (a JSON list, or comma-separated
+    integers), each checked by ``validate(value, field)``; a ``ValueError`` names the field."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    f"{field} must be an id or a list of ids, got the unparsable string {value!r}"
+                ) from None
+        elif "," in text:
+            value = [part for part in (p.strip() for p in text.split(",")) if part]
+            if not value:
+                raise ValueError(f"{field} must name at least one id, got {text!r}")
+    if isinstance(value, (list, tuple, set, frozenset)) or (
+        not isinstance(value, (str, bytes, int, dict)) and hasattr(value, "__iter__")
+    ):
+        items = list(value) if not isinstance(value, (set, frozenset)) else sorted(value, key=str)
+        if not items:
+            raise ValueError(f"{field} must name at least one id, got an empty list")
+        return [validate(v, f"{field}[{i}]") for i, v in enumerate(items)]
+    return [validate(value, field)]
+
+
+def parse_key_range(value: Any, field: str = "key_range") -> tuple[int, int | None] | None:
+    """``None``, or ``[start, stop]`` / ``(start, stop)`` / ``{"start":, "stop":}`` (stop may be
+    None: to the end) / a rendered JSON form of these, as a checked ``(start, stop)``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{field} must be [start, stop], got the unparsable string {value!r}") from None
+    if isinstance(value, dict):
+        value = [value.get("start", 0), value.get("stop")]
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{field} must be [start, stop] (stop may be null: to the end), got {value!r}")
+    start, stop = value
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"{field}: start must be an integer >= 0, got {start!r}")
+    if stop is not None and (isinstance(stop, bool) or not isinstance(stop, int) or stop < start):
+        raise ValueError(f"{field}: stop must be null or an integer >= start ({start}), got {stop!r}")
+    return start, stop
+
+
+class SeenKeys:
+    """The keys seen so far: ints in a compact :class:`Int64Set`, strings in a ``set``."""
+
+    __slots__ = ("_ints", "_strs")
+
+    def __init__(self) -> None:
+        self._ints = Int64Set()
+        self._strs: set[str] = set()
+
+    def add(self, key: int | str) -> bool:
+        """Add ``key``; True when it was new."""
+        if isinstance(key, int):
+            return self._ints.add(key)
+        if key in self._strs:
+            return False
+        self._strs.add(key)
+        return True
+
+
+def distinct_keys(
+    keys: Iterable[K],
+    *,
+    key_range: tuple[int, int | None] | None = None,
+    on_duplicate: Callable[[K], None] | None = None,
+) -> Iterator[K]:
+    """Each key once, in source order, lazily; only the distinct keys ``start..stop-1`` when
+    ``key_range`` is given (duplicates before ``stop`` are reported to ``on_duplicate``)."""
+    start, stop = key_range if key_range is not None else (0, None)
+    seen = SeenKeys()
+    index = 0
+    for key in keys:
+        if stop is not None and index >= stop:
+            return
+        if not seen.add(key):
+            if on_duplicate is not None:
+                on_duplicate(key)
+            continue
+        if index >= start:
+            yield key
+        index += 1
+
+
+def keys_from_lines(
+    lines: Iterable[str | bytes], *, source: str, validate: Callable[[Any, str], K], strip: bool = True
+) -> Iterator[K]:
+    """Keys from a text file, one a line (blank lines skipped), each checked by ``validate``;
+    an error names ``source`` and the line number. ``strip=False`` keeps surrounding spaces
+    (string ids are opaque) and only drops the line ending."""
+    for number, raw in enumerate(lines, 1):
+        line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        yield validate(line.strip() if strip else line, f"{source} line {number}")
+
+
+def conversation_ids_from_jsonl(
+    lines: Iterable[str | bytes], *, source: str, validate: Callable[[Any, str], int]
+) -> Iterator[int]:
+    """The ``ConversationShortId`` of every row of a JSON Lines file (as the conversations
+    operator writes it), in file order, duplicates included (see :func:`distinct_keys`)."""
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        where = f"{source} line {number}"
+        try:
+            row = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(
+                f"{where} is not JSON: expected the conversations operator's JSON Lines"
+            ) from None
+        if not isinstance(row, dict) or "ConversationShortId" not in row:
+            raise ValueError(
+                f"{where} has no ConversationShortId: expected the conversations operator's rows"
+            )
+        yield validate(row["ConversationShortId"], f"{where} ConversationShortId")

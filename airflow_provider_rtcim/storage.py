@@ -1,0 +1,214 @@
+"""Atomic output to any ``ObjectStoragePath`` (local files, ``s3://``, ``gs://``, ``memory://`` ...).
+
+What every writer of the provider shares: a temporary object next to the target
+(``.<name>.<token>.tmp``: hidden, so no reader globbing ``*.jsonl`` picks it up), created
+empty first as a writability probe (before any API request), renamed to the final name only
+when complete, removed on failure together with the local directories the run created, and
+the temporary objects of earlier tries that were killed deleted once a run has published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow_provider_rtcim.core.sink import is_templated, temp_name_for
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+log = logging.getLogger(__name__)
+
+
+def check_path(value: Any, *, field: str = "output_path", rendered: bool) -> None:
+    """Refuse a relative local path (``ValueError`` naming ``field``).
+
+    An Asset URI is derived at parse time from the DAG processor's working directory, the
+    file is written relative to the worker's: they need not agree. Unrendered templates are
+    checked only when their static start already shows a relative path.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        return  # None, an ObjectStoragePath (always absolute), or an XComArg
+    text = os.fspath(value).strip()
+    if not text or _URL_RE.match(text) or text.startswith("/"):
+        return
+    if not rendered and is_templated(text) and re.match(r"\s*(\{\{|\{%|\{#)", text):
+        return  # "{{ var.value.base }}/x.jsonl": only known after templating
+    raise ValueError(
+        f"{field} must be an absolute path or a URL (file://, s3:// ...), got {text!r}: a "
+        "relative path would resolve against the worker's working directory, not the DAG's"
+    )
+
+
+def to_storage_path(value: Any, *, field: str = "output_path") -> ObjectStoragePath:
+    """A rendered path or URL as an ``ObjectStoragePath`` naming a file (``ValueError`` otherwise)."""
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{field} must be a file path or URL, got an empty string")
+        if value.rstrip().endswith("/"):
+            raise ValueError(f"{field} must name a file, not a directory: {value!r}")
+    check_path(value, field=field, rendered=True)
+    try:
+        target = value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value).strip())
+    except Exception as exc:
+        raise ValueError(f"{field} {str(value)!r} is not a usable path or URL: {exc}") from exc
+    if not target.name:
+        raise ValueError(f"{field} {str(value)!r} names no file")
+    return target
+
+
+def open_lines(value: Any, *, field: str) -> Iterator[bytes]:
+    """The lines of a (gzip when named ``.gz``) text file at a path or URL, streamed."""
+    path = to_storage_path(value, field=field)
+    try:
+        raw = path.open("rb")
+    except Exception as exc:
+        raise ValueError(f"{field} {str(value)!r} cannot be read: {exc}") from exc
+    with raw:
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw  # type: ignore[assignment]
+        try:
+            yield from io.BufferedReader(stream) if not hasattr(stream, "readline") else stream  # type: ignore[arg-type]
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{field} {str(value)!r} cannot be read: {exc}") from exc
+
+
+class AtomicFile:
+    """A file written under a temporary name and renamed into place when complete.
+
+    ``AtomicFile.open(path)`` checks the path and creates the empty temporary object (the
+    writability probe: it is written and closed, so an object store really stores it;
+    ``open()`` alone reaches S3 or GCS only at ``close()``). Then write to :attr:`raw`, and
+    :meth:`publish` (rename into place, delete stale temporaries of killed tries) or
+    :meth:`discard` (remove the temporary object and the empty directories this run made).
+    """
+
+    def __init__(self, target: ObjectStoragePath, tmp: ObjectStoragePath, raw: IO[bytes], created: list[str]):
+        self.target = target
+        self.tmp = tmp
+        self.raw = raw
+        self._created = created
+        self.published = False
+
+    @classmethod
+    def open(cls, value: Any, *, field: str = "output_path") -> AtomicFile:
+        target = to_storage_path(value, field=field)
+        created: list[str] = []
+        tmp: ObjectStoragePath | None = None
+        try:
+            tmp = target.parent / temp_name_for(target.name, uuid.uuid4().hex[:12])
+            if (target.protocol or "") in _LOCAL_PROTOCOLS:
+                if target.is_dir():
+                    raise ValueError("it is a directory")
+                created = _make_parents(target)
+            with tmp.fs.open(tmp.path, "wb") as probe:
+                probe.write(b"")
+            if not tmp.fs.exists(tmp.path):
+                raise OSError(f"the temporary object {tmp} was not there after it was written")
+            raw = tmp.fs.open(tmp.path, "wb")
+        except Exception as exc:
+            if tmp is not None:
+                with contextlib.suppress(Exception):
+                    if tmp.fs.exists(tmp.path):
+                        tmp.fs.rm(tmp.path)
+            remove_empty_dirs(created)
+            raise ValueError(f"{field} {str(value)!r} cannot be written: {exc}") from exc
+        return cls(target, tmp, raw, created)
+
+    def publish(self) -> None:
+        """Rename the (closed) temporary object to the target; then delete stale temporaries."""
+        with contextlib.suppress(Exception):
+            self.raw.close()
+        self.tmp.fs.mv(self.tmp.path, self.target.path)
+        self.published = True
+        remove_stale_temps(self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary object and the empty local directories this run created."""
+        if self.published:
+            return
+        try:
+            self.raw.close()
+        except Exception:
+            log.debug("closing the temporary output failed", exc_info=True)
+        try:
+            if self.tmp.fs.exists(self.tmp.path):
+                self.tmp.fs.rm(self.tmp.path)
+        except Exception:
+            log.warning("Could not remove the temporary output %s", self.tmp, exc_info=True)
+        remove_empty_dirs(self._created)
+
+
+def write_atomically(value: Any, data: bytes, *, field: str) -> ObjectStoragePath:
+    """Write ``data`` to ``value`` atomically (temporary object, then rename); returns the path."""
+    out = AtomicFile.open(value, field=field)
+    try:
+        out.raw.write(data)
+        out.raw.close()
+        out.publish()
+    finally:
+        out.discard()
+    return out.target
+
+
+def _make_parents(target: ObjectStoragePath) -> list[str]:
+    """Create the target's missing local parent directories; return them, deepest first."""
+    fs = target.fs
+    missing: list[str] = []
+    parent = target.parent.path.rstrip("/")
+    while parent and not fs.exists(parent):
+        missing.append(parent)
+        up = parent.rsplit("/", 1)[0]
+        if up == parent:
+            break
+        parent = up
+    fs.makedirs(target.parent.path, exist_ok=True)
+    return missing
+
+
+def remove_empty_dirs(dirs: list[str]) -> None:
+    """Remove the directories a run created (deepest first) while they are empty."""
+    for directory in dirs:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            break  # not empty (another task writes there) or not ours to remove: stop here
+        log.debug("Removed the empty directory %s, created by this run", directory)
+
+
+def remove_stale_temps(target: ObjectStoragePath) -> None:
+    """Delete temporary siblings of ``target`` left by earlier tries that were killed.
+
+    A killed process cannot clean up; its ``.<name>.<token>.tmp`` stays (hidden, so no
+    reader mistakes it for output). Once this run has published, those are garbage.
+    """
+    pattern = f"{target.parent.path.rstrip('/')}/{temp_name_for(target.name, '*')}"
+    try:
+        for stale in target.fs.glob(pattern):
+            target.fs.rm(stale)
+            log.info("Removed %s, left behind by an earlier try that was killed", stale)
+    except Exception:
+        log.warning("Could not look for stale temporary objects next to %s", target, exc_info=True)
+
+
+__all__ = [
+    "AtomicFile",
+    "check_path",
+    "open_lines",
+    "remove_stale_temps",
+    "to_storage_path",
+    "write_atomically",
+]
