@@ -1,9 +1,10 @@
 """Downstream of the syncs: runs whenever the ``rtcim_user_conversations`` Asset is updated.
 
-Reads the file(s) named in the triggering asset events' ``extra["path"]`` (streaming, so any
-size works) and reports conversations by ``ConversationType`` (1 one-to-one, 2 group, 100 live
+Reads every file named in the triggering asset events' ``extra["paths"]`` (or ``extra["path"]``;
+streaming, so any size works) and reports conversations by ``ConversationType`` (1 one-to-one, 2 group, 100 live
 group) and by user. A manual run reads ``{"path": "<url>"}`` from its conf instead.
-This is the pattern for any pipeline that consumes the sync's output.
+This is the pattern for any pipeline that consumes the sync's output. Unpause this DAG
+before the syncs run: asset events emitted while a consumer is paused queue no run for it.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ with DAG(
         from airflow.sdk import ObjectStoragePath
 
         paths = [
-            event.extra["path"]
+            path
             for events in context["triggering_asset_events"].values()
             for event in events
-            if (event.extra or {}).get("path")
+            for path in (event.extra or {}).get("paths") or [(event.extra or {}).get("path")]
+            if path
         ]
         if not paths and context["params"].get("path"):
             paths = [context["params"]["path"]]

@@ -21,11 +21,22 @@ within the budget. To leave part of the budget to other clients of the account, 
 (a task in a pool that does not exist is never scheduled). Inside one task the users of the
 batch are fetched concurrently (``max_workers``) under that task's ``max_qps``.
 
-Settings: Variables ``rtcim_user_ids`` (JSON list), ``rtcim_output_base`` (an
+**Any number of users.** The user ids come from a text file, one id per line, named by the
+Variable ``rtcim_user_ids_path`` (any ``ObjectStoragePath`` URL); for small lists the JSON-list
+Variable ``rtcim_user_ids`` (or a manual run's conf ``{"user_ids": [...]}``) still works: the
+first task then writes the list to a file of the run. Mapped tasks get only the file's
+name and a ``[start, stop]`` range of it (never the ids through XCom), and batches grow as needed so the number of
+mapped tasks stays within ``[core] max_map_length``. Each task streams its range of the file.
+
+**One Asset event per run.** The mapped tasks declare no Asset (``asset=False``): each would
+emit its own event and a consumer would run on fragments. The last task, ``publish``, adds the
+batch summaries up and emits one ``rtcim_user_conversations`` event whose extra names every
+file of the run (``paths``) and carries the run's total ``count``.
+
+Settings: Variables ``rtcim_user_ids_path`` or ``rtcim_user_ids``, ``rtcim_output_base`` (an
 ``ObjectStoragePath`` URL, default ``file:///tmp/rtcim``), ``rtcim_batch_size`` (default 50); a
 manual run may pass ``{"user_ids": [...], "batch_size": N}`` as conf. Each batch writes
-``{base}/user_conversations_mapped/synced_at=.../batch=NNNNN.jsonl.gz``; the last task adds the
-batch summaries up.
+``{base}/user_conversations_mapped/synced_at=.../batch=NNNNN.jsonl.gz``.
 """
 
 from __future__ import annotations
@@ -43,6 +54,10 @@ ACCOUNT_QPS_BUDGET = 96.0  # the API allows 100 per account (all AppIds together
 POOL = "rtcim_api"
 POOL_SLOTS = 4  # keep equal to the pool's slots: `airflow pools set rtcim_api 4 ...`
 MAX_QPS_PER_TASK = ACCOUNT_QPS_BUDGET / POOL_SLOTS
+RUN_DIR = (
+    "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/user_conversations_mapped/"
+    "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}"
+)
 
 with DAG(
     dag_id="rtcim_sync_conversations_mapped",
@@ -52,7 +67,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     params={
-        "user_ids": Param(None, type=["null", "array"], description="Empty: the rtcim_user_ids Variable."),
+        "user_ids": Param(None, type=["null", "array"], description="Empty: the Variables."),
         "batch_size": Param(None, type=["null", "integer"], minimum=1, description="Users per mapped task."),
     },
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
@@ -60,48 +75,57 @@ with DAG(
 ) as dag:
 
     @task
-    def make_batches(params: dict[str, Any] | None = None) -> list[list[int]]:
-        """Split the user ids into batches; one mapped sync task per batch."""
-        from airflow.sdk import Variable
+    def make_batches(run_dir: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One small description per mapped task: the file of user ids and a [start, stop] range."""
+        from airflow.sdk import ObjectStoragePath, Variable, conf
+
+        from airflow_provider_rtcim.core.keys import plan_key_ranges
+        from airflow_provider_rtcim.operators.rtcim import count_distinct_keys
 
         params = params or {}
-        user_ids = params.get("user_ids") or Variable.get("rtcim_user_ids", default=[], deserialize_json=True)
+        path = None if params.get("user_ids") else Variable.get("rtcim_user_ids_path", default=None)
+        if not path:  # a small list: write it to a file of this run, one id per line
+            user_ids = params.get("user_ids") or Variable.get(
+                "rtcim_user_ids", default=[], deserialize_json=True
+            )
+            if not user_ids:
+                raise ValueError(
+                    "no user ids: set the rtcim_user_ids_path (a file) or rtcim_user_ids (a JSON list) "
+                    "Variable, or pass conf {'user_ids': [...]}"
+                )
+            target = ObjectStoragePath(f"{run_dir}/user_ids.txt")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("".join(f"{uid}\n" for uid in user_ids))
+            path = str(target)
         batch_size = int(params.get("batch_size") or Variable.get("rtcim_batch_size", default=50))
-        if not user_ids:
-            raise ValueError("no user ids: set the rtcim_user_ids Variable or pass conf {'user_ids': [...]}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        return [list(user_ids[i : i + batch_size]) for i in range(0, len(user_ids), batch_size)]
+        total = count_distinct_keys(path, kind="user_ids")
+        ranges = plan_key_ranges(
+            total, batch_size=batch_size, max_tasks=conf.getint("core", "max_map_length")
+        )
+        if not ranges:
+            raise ValueError(f"{path} holds no user ids")
+        return [{"participant_user_ids_from": path, "key_range": r} for r in ranges]
 
     synced = RtcImGetUserConversationsOperator.partial(
         task_id="sync_batch",
         pool=POOL,
         max_qps=MAX_QPS_PER_TASK,
         max_workers=8,
-        output_path=(
-            "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/user_conversations_mapped/"
-            "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}/"
-            "batch={{ '%05d' % ti.map_index }}.jsonl.gz"
-        ),
-        asset=RTCIM_CONVERSATIONS,
-    ).expand(participant_user_id=make_batches())
+        output_path=RUN_DIR + "/batch={{ '%05d' % ti.map_index }}.jsonl.gz",
+        asset=False,  # one event per run, from `publish`, not one per mapped task
+    ).expand_kwargs(make_batches(RUN_DIR))
 
-    @task
-    def summarize(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-        """Add the batch summaries up: one line for the whole run."""
-        summaries = list(summaries)
-        total = {
-            "files": [s["path"] for s in summaries],
-            "batches": len(summaries),
-            "users": sum(s["users"] for s in summaries),
-            "count": sum(s["count"] for s in summaries),
-            "requests": sum(s["requests"] for s in summaries),
-            "retries": sum(s["retries"] for s in summaries),
-        }
+    @task(outlets=[RTCIM_CONVERSATIONS])
+    def publish(summaries: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        """Add the batch summaries up and publish the run's one Asset event."""
+        from airflow_provider_rtcim.operators.rtcim import combine_summaries
+
+        total = combine_summaries(summaries)
+        context["outlet_events"][RTCIM_CONVERSATIONS].extra.update(total)
         print(
             f"synced {total['count']} conversations of {total['users']} users "
-            f"in {total['batches']} batches ({total['requests']} requests, {total['retries']} retries)"
+            f"in {total['tasks']} batches ({total['requests']} requests, {total['retries']} retries)"
         )
         return total
 
-    summarize(synced.output)
+    publish(synced.output)

@@ -27,6 +27,7 @@ EXPECTED_DAGS = {
     "rtcim_sync_conversations_mapped",
     "rtcim_wait_then_sync",
     "rtcim_conversations_report",
+    "rtcim_im_export",
 }
 
 
@@ -75,10 +76,12 @@ def test_every_example_parses_without_touching_a_connection_variable_or_the_netw
 
 def test_every_api_task_runs_in_the_pool_within_its_share_of_the_budget(bag):
     """The account's 100 QPS holds whatever runs at once: each task's cap <= its slots x 24 QPS."""
-    from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator
+    from airflow_provider_rtcim.operators.rtcim import RtcImListingOperator
     from airflow_provider_rtcim.sensors.rtcim import RtcImConversationCountSensor
 
-    api_classes = {RtcImGetUserConversationsOperator.__name__, RtcImConversationCountSensor.__name__}
+    api_classes = {c.__name__ for c in RtcImListingOperator.__subclasses__()} | {
+        RtcImConversationCountSensor.__name__
+    }
     checked = []
     for dag_id in sorted(bag.dag_ids):
         for task in bag.get_dag(dag_id).tasks:
@@ -91,7 +94,8 @@ def test_every_api_task_runs_in_the_pool_within_its_share_of_the_budget(bag):
             assert pool == "rtcim_api", f"{dag_id}.{task.task_id} runs outside the rtcim_api pool"
             assert max_qps is not None and 0 < max_qps <= slots * 24, (dag_id, task.task_id, max_qps, slots)
             checked.append((dag_id, task.task_id))
-    assert len(checked) == 4  # daily sync, mapped batch, the sensor and the sync after it
+    # daily sync, mapped batch, the sensor and the sync after it, the IM export's three steps
+    assert len(checked) == 7
 
 
 def test_parsing_the_examples_does_not_import_requests():
@@ -171,21 +175,68 @@ def test_mapped_sync_batches_add_up_to_every_users_conversations(
     run = run_dag(dag)
 
     states = task_states(run)
-    assert states[("make_batches", -1)] == "success"
+    assert states[("make_batches", -1)] == "success" and states[("publish", -1)] == "success"
     assert {k: v for k, v in states.items() if k[0] == "sync_batch"} == {
         ("sync_batch", 0): "success",
         ("sync_batch", 1): "success",
         ("sync_batch", 2): "success",
     }
-    assert xcom_value(run, "make_batches") == [users[0:3], users[3:6], users[6:7]]
-    total = xcom_value(run, "summarize")
+    # only a file and ranges go through XCom, never the ids themselves
+    batches = xcom_value(run, "make_batches")
+    assert [b["key_range"] for b in batches] == [[0, 3], [3, 6], [6, 7]]
+    (ids_file,) = {b["participant_user_ids_from"] for b in batches}
+    assert Path(ids_file.removeprefix("file://")).read_text().split() == [str(u) for u in users]
+    total = xcom_value(run, "publish")
     got: list[tuple[int, int]] = []
+    paths = []
     for i in range(3):
         part = xcom_value(run, "sync_batch", map_index=i)
         assert part["path"].endswith(f"/batch={i:05d}.jsonl.gz")
+        paths.append(part["path"])
         got += [(r["ParticipantUserId"], r["ConversationShortId"]) for r in _read_rows(part["path"])]
     assert got == _truth(emu, users)
-    assert total["count"] == len(got) and total["users"] == len(users) and total["batches"] == 3
+    assert total["count"] == len(got) and total["users"] == len(users) and total["tasks"] == 3
+    assert total["paths"] == paths
+    # ONE Asset event for the whole run (from `publish`), naming every file with the run's total
+    from airflow.sdk import Asset
+
+    asset_uri = Asset(name="rtcim_user_conversations", uri="rtcim://user-conversations").uri
+    events = [e for e in asset_events(asset_uri) if e["source_run_id"] == run.run_id]
+    assert [(e["source_task_id"], e["extra"]["count"]) for e in events] == [("publish", len(got))]
+    assert events[0]["extra"]["paths"] == paths
+    # and the report, scheduled on that Asset, reads all of it
+    from types import SimpleNamespace
+
+    report_task = bag.get_dag("rtcim_conversations_report").get_task("report")
+    result = report_task.python_callable(
+        triggering_asset_events={asset_uri: [SimpleNamespace(extra=events[0]["extra"])]},
+        params={"path": None},
+    )
+    assert result["total"] == len(got) and result["users"] == len(users)
+
+
+@pytest.mark.rtcim_emulator(users=3, conversations_per_user=30)
+def test_mapped_sync_reads_ids_from_a_file_and_stays_within_max_map_length(
+    airflow_db, rtcim_connection, monkeypatch, tmp_path, bag
+):
+    emu = rtcim_connection
+    users = emu.user_ids
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"{u}\n" for u in [*users, users[0]]))  # a repeat is listed once
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_USER_IDS_PATH", f"file://{ids}")
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_OUTPUT_BASE", f"file://{tmp_path}")
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_BATCH_SIZE", "1")
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")  # 3 batches of 1 would be too many
+
+    run = run_dag(bag.get_dag("rtcim_sync_conversations_mapped"))
+
+    assert xcom_value(run, "make_batches") == [
+        {"participant_user_ids_from": f"file://{ids}", "key_range": [0, 2]},
+        {"participant_user_ids_from": f"file://{ids}", "key_range": [2, 3]},
+    ]
+    total = xcom_value(run, "publish")
+    got = [(r["ParticipantUserId"], r["ConversationShortId"]) for p in total["paths"] for r in _read_rows(p)]
+    assert got == _truth(emu, users) and total["users"] == len(users)
 
 
 def test_wait_then_sync_fires_after_a_conversation_is_added(

@@ -143,3 +143,27 @@ def conversation_ids_from_jsonl(
                 f"{where} has no ConversationShortId: expected the conversations operator's rows"
             )
         yield validate(row["ConversationShortId"], f"{where} ConversationShortId")
+
+
+def plan_key_ranges(total: int, *, batch_size: int, max_tasks: int | None = None) -> list[list[int]]:
+    """``[[start, stop], ...]`` covering the keys ``0..total-1`` in batches of ``batch_size``,
+    enlarged when needed so that there are at most ``max_tasks`` batches (e.g. Airflow's
+    ``[core] max_map_length``): what a DAG hands its mapped tasks instead of the ids.
+
+        >>> plan_key_ranges(7, batch_size=3)
+        [[0, 3], [3, 6], [6, 7]]
+        >>> plan_key_ranges(10, batch_size=1, max_tasks=4)
+        [[0, 3], [3, 6], [6, 9], [9, 10]]
+    """
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ValueError(f"total must be an integer >= 0, got {total!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if max_tasks is not None and (
+        isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1
+    ):
+        raise ValueError(f"max_tasks must be an integer >= 1, got {max_tasks!r}")
+    size = batch_size
+    if max_tasks is not None and -(-total // size) > max_tasks:
+        size = -(-total // max_tasks)
+    return [[start, min(start + size, total)] for start in range(0, total, size)]

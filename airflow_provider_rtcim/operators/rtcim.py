@@ -66,6 +66,7 @@ __all__ = [
     "RtcImListingFailed",
     "RtcImListingOperator",
     "combine_summaries",
+    "count_distinct_keys",
 ]
 
 
@@ -156,6 +157,28 @@ def combine_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
     if ends:
         out["fetch_finished_at"] = max(ends)
     return out
+
+
+def count_distinct_keys(path: str | ObjectStoragePath, *, kind: str) -> int:
+    """How many distinct keys a file holds, streamed (for planning mapped batches).
+
+    ``kind="user_ids"``: a text file of user ids, one a line (what ``participant_user_ids_from``
+    reads); ``kind="conversations"``: the conversations operator's JSON Lines (what
+    ``conversations_from`` reads: its distinct ``ConversationShortId`` values).
+    """
+    if kind == "user_ids":
+        keys: Iterable[Any] = keys_from_lines(
+            open_lines(path, field="path"), source=str(path), validate=validation.validate_user_id
+        )
+    elif kind == "conversations":
+        keys = conversation_ids_from_jsonl(
+            open_lines(path, field="path"),
+            source=str(path),
+            validate=validation.validate_conversation_short_id,
+        )
+    else:
+        raise ValueError(f"kind must be 'user_ids' or 'conversations', got {kind!r}")
+    return sum(1 for _ in distinct_keys(keys))
 
 
 class _Progress:

@@ -1,0 +1,127 @@
+"""Export an IM app's data: users -> their conversations -> every conversation's members and messages.
+
+Copy this file into your DAGs folder. Three steps, each publishing its own Asset once per run:
+
+1. ``export_conversations``: every conversation of the users (Variable ``rtcim_user_ids``, a JSON
+   list, or conf ``{"user_ids": [...]}``) to one JSON Lines file; Asset ``rtcim_conversations``.
+2. ``plan``: the distinct ``ConversationShortId`` values of that file, cut into ``[start, stop]``
+   ranges (at most ``[core] max_map_length`` of them): one small description per mapped task,
+   ``{"conversations_from": file, "key_range": [start, stop]}``, never the ids themselves.
+3. ``export_members`` and ``export_messages``: one mapped task per range, each reading its range
+   of the conversations file (``conversations_from``) and writing one part file; then
+   ``publish_members`` / ``publish_messages`` emit one event each (Assets ``rtcim_members``,
+   ``rtcim_messages``) naming every part (``paths``) with the run's total ``count``. Mapped tasks
+   declare no Asset: a consumer would run on fragments.
+
+Every API task runs in the pool ``rtcim_api`` (4 slots x 24 QPS = 96 of the account's 100 QPS;
+see ``rtcim_sync_conversations_mapped.py``): ``airflow pools set rtcim_api 4 "RTC IM OpenAPI"``.
+Output: ``{rtcim_output_base}/im_export/synced_at=YYYYMMDDTHHMMSSZ/{conversations.jsonl.gz,
+members/part=NNNNN.jsonl.gz, messages/part=NNNNN.jsonl.gz}``. Rows are the API's items exactly as
+returned (members and messages carry ``ConversationShortId``; conversations also
+``ParticipantUserId``, the user they were listed for). Nothing here touches a connection, a
+Variable or the network at parse time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Asset, Param, task
+
+from airflow_provider_rtcim.operators.rtcim import (
+    RtcImConversationMessagesOperator,
+    RtcImConversationParticipantsOperator,
+    RtcImGetUserConversationsOperator,
+)
+
+CONVERSATIONS = Asset(name="rtcim_conversations", uri="rtcim://im-export/conversations")
+MEMBERS = Asset(name="rtcim_members", uri="rtcim://im-export/members")
+MESSAGES = Asset(name="rtcim_messages", uri="rtcim://im-export/messages")
+
+POOL = "rtcim_api"
+QPS_PER_POOL_SLOT = 24.0  # 4 slots x 24 = 96 of the API's 100 QPS per account
+CONVERSATIONS_PER_TASK = 200  # per mapped task; grown if needed to fit [core] max_map_length
+RUN_DIR = (
+    "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/im_export/"
+    "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}"
+)
+
+with DAG(
+    dag_id="rtcim_im_export",
+    description="Users -> conversations -> members and messages, each step one Asset event per run",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,  # participant_user_id renders to a real list of ints
+    params={
+        "user_ids": Param(None, type=["null", "array"], description="Empty: the rtcim_user_ids Variable.")
+    },
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    tags=["rtcim", "example"],
+) as dag:
+    conversations = RtcImGetUserConversationsOperator(
+        task_id="export_conversations",
+        participant_user_id="{{ params.user_ids or var.json.get('rtcim_user_ids', []) }}",
+        output_path=RUN_DIR + "/conversations.jsonl.gz",
+        asset=CONVERSATIONS,
+        pool=POOL,
+        pool_slots=4,
+        max_qps=4 * QPS_PER_POOL_SLOT,
+    )
+
+    @task
+    def plan(summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """One small description per mapped task: the conversations file and a [start, stop] range."""
+        from airflow.sdk import conf
+
+        from airflow_provider_rtcim.core.keys import plan_key_ranges
+        from airflow_provider_rtcim.operators.rtcim import count_distinct_keys
+
+        total = count_distinct_keys(summary["path"], kind="conversations")
+        ranges = plan_key_ranges(
+            total, batch_size=CONVERSATIONS_PER_TASK, max_tasks=conf.getint("core", "max_map_length")
+        )
+        return [{"conversations_from": summary["path"], "key_range": r} for r in ranges or [[0, 0]]]
+
+    batches = plan(conversations.output)
+
+    members = RtcImConversationParticipantsOperator.partial(
+        task_id="export_members",
+        output_path=RUN_DIR + "/members/part={{ '%05d' % ti.map_index }}.jsonl.gz",
+        asset=False,
+        pool=POOL,
+        max_qps=QPS_PER_POOL_SLOT,
+        max_workers=8,
+    ).expand_kwargs(batches)
+
+    messages = RtcImConversationMessagesOperator.partial(
+        task_id="export_messages",
+        output_path=RUN_DIR + "/messages/part={{ '%05d' % ti.map_index }}.jsonl.gz",
+        asset=False,
+        pool=POOL,
+        max_qps=QPS_PER_POOL_SLOT,
+        max_workers=8,
+    ).expand_kwargs(batches)
+
+    @task(outlets=[MEMBERS])
+    def publish_members(summaries: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        """One event for the run's members: every part file and the total count."""
+        from airflow_provider_rtcim.operators.rtcim import combine_summaries
+
+        total = combine_summaries(summaries)
+        context["outlet_events"][MEMBERS].extra.update(total)
+        return total
+
+    @task(outlets=[MESSAGES])
+    def publish_messages(summaries: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+        """One event for the run's messages: every part file and the total count."""
+        from airflow_provider_rtcim.operators.rtcim import combine_summaries
+
+        total = combine_summaries(summaries)
+        context["outlet_events"][MESSAGES].extra.update(total)
+        return total
+
+    publish_members(members.output)
+    publish_messages(messages.output)
