@@ -28,7 +28,7 @@ from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 from airflow_provider_rtcim.core import fanout as fanout_module
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.sink import output_asset_uri, temp_name_for
-from airflow_provider_rtcim.exceptions import RtcImApiError
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImInvalidArgument
 from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator, RtcImListingFailed
 
@@ -296,6 +296,32 @@ def test_unwritable_output_path_fails_before_any_request(rtcim_connection: Any, 
     assert emu.stats["requests"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
     assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        "2026-12-01/conversations.jsonl",  # "{{ ds }}/conversations.jsonl": relative once rendered
+        "s3://no-such-provider-bucket/x.jsonl",  # s3:// without the Amazon provider installed
+        "nosuchscheme://bucket/x.jsonl",
+        "   ",
+        "/tmp/rtcim-dir/",
+    ],
+)
+def test_every_unusable_output_path_fails_without_spending_retries(
+    rtcim_connection: Any, rendered: str
+) -> None:
+    """Issue #9 bug 1: the writability probe's failure is an invalid argument like any other.
+
+    Before the fix it raised a plain ValueError, so Airflow spent the task's retries on it
+    (614 s under `airflow dags test`)."""
+    emu = rtcim_connection
+    op = Op(task_id="t", participant_user_id=emu.user_ids[0], output_path="{{ templated }}")
+    op.output_path = rendered  # what templating produced
+    with pytest.raises(RtcImInvalidArgument, match=r"output_path") as info:
+        _run(op)
+    assert isinstance(info.value, AirflowFailException) and isinstance(info.value, ValueError)
+    assert emu.stats["requests"] == 0
 
 
 def test_object_store_refusing_writes_at_close_fails_before_any_request(rtcim_connection: Any) -> None:
