@@ -13,16 +13,15 @@ the peak RSS seen by a sampling thread (every 5 ms) minus that baseline:
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
 import tempfile
-import threading
 import time
 
 from benchmarks.common import (
     PYTHON,
+    PeakSampler,
     Row,
     emit,
     emulator_process,
@@ -42,14 +41,12 @@ MB = 1024 * 1024
 
 def child(mode: str) -> None:
     setup_airflow_env()
-    import psutil
     import requests  # noqa: F401 - imported by the hook on first use; part of the baseline
 
     import airflow_provider_rtcim.core.client  # noqa: F401
     from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator
 
     users = json.loads(os.environ["RTCIM_BENCH_USERS"])
-    proc = psutil.Process()
     with tempfile.TemporaryDirectory(prefix="rtcim-bench-mem-") as out:
         path = os.path.join(out, "conversations.jsonl") if mode == "file" else None
         op = RtcImGetUserConversationsOperator(
@@ -60,27 +57,11 @@ def child(mode: str) -> None:
             max_qps=0,
             max_xcom_rows=EXPECTED + 1,
         )
-        gc.collect()
-        baseline = proc.memory_info().rss
         maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        peak = [baseline]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                rss = proc.memory_info().rss
-                if rss > peak[0]:
-                    peak[0] = rss
-                time.sleep(0.005)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        started = time.perf_counter()
-        result = op.execute(context={})
-        elapsed = time.perf_counter() - started
-        stop.set()
-        sampler.join()
-        peak[0] = max(peak[0], proc.memory_info().rss)
+        with PeakSampler() as peak:
+            started = time.perf_counter()
+            result = op.execute(context={})
+            elapsed = time.perf_counter() - started
         maxrss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         if mode == "file":
             count = result["count"]
@@ -91,9 +72,9 @@ def child(mode: str) -> None:
         del result
     payload = {
         "mode": mode,
-        "baseline_mb": baseline / MB,
-        "peak_mb": peak[0] / MB,
-        "growth_mb": (peak[0] - baseline) / MB,
+        "baseline_mb": peak.baseline / MB,
+        "peak_mb": peak.rss / MB,
+        "growth_mb": peak.growth / MB,
         "maxrss_before_mb": maxrss_before / MB,
         "maxrss_after_mb": maxrss_after / MB,
         "count": count,

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -172,6 +173,54 @@ def run_for_json(argv: list[str], prefix: str, *, env: dict[str, str], timeout: 
         if line.startswith(prefix + " "):
             return json.loads(line[len(prefix) + 1 :])
     raise RuntimeError(f"{what} failed ({out.returncode}): {out.stderr[-3000:]}")
+
+
+class PeakSampler:
+    """Samples this process's RSS (and open file descriptors) every ``interval`` seconds.
+
+    ``with PeakSampler() as peak: ...`` then ``peak.baseline``, ``peak.rss`` (the highest RSS
+    seen, bytes), ``peak.growth`` (``rss - baseline``) and ``peak.fds`` (the most open fds).
+    The baseline is taken on entry, after a ``gc.collect()``.
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.baseline = self.rss = 0
+        self.fds = 0
+
+    def _sample(self) -> None:
+        self.rss = max(self.rss, self._proc.memory_info().rss)
+        self.fds = max(self.fds, self._proc.num_fds())
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            time.sleep(self._interval)
+
+    def __enter__(self) -> PeakSampler:
+        import gc
+
+        gc.collect()
+        self.baseline = self.rss = self._proc.memory_info().rss
+        self.fds = self._proc.num_fds()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+    @property
+    def growth(self) -> int:
+        return self.rss - self.baseline
 
 
 def median(values: list[float]) -> float:

@@ -36,6 +36,7 @@ BENCHMARKS = [
     ("3", "benchmarks.bench_memory", "memory: 200,000 rows, JSON Lines file vs XCom"),
     ("4", "benchmarks.bench_import", "import cost and DAG parse time"),
     ("5", "benchmarks.bench_emulator", "emulator capacity"),
+    ("6", "benchmarks.bench_scale", "engine scale: one task over 200,000 keys vs 20,000"),
 ]
 COLUMNS = ("benchmark", "measure", "value", "baseline", "ratio", "target", "met?")
 RESULTS = REPO / "benchmarks" / "results" / "latest.md"
