@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-import time
 from typing import Any
 
-from benchmarks.common import Row, emit, emulator_process, fmt, setup_airflow_env, yes_no
+from benchmarks.common import Row, emit, emulator_process, fmt, run_sync, setup_airflow_env, yes_no
 
 USERS = 200
 CONVERSATIONS = 70  # 63 in inbox 0 (1 in 9 is in inbox 1): 4 pages of 20
@@ -34,31 +32,17 @@ BENCH = "1 sync throughput"
 def run_operator(emu: Any, users: list[int], *, max_workers: int, max_qps: float | None) -> dict[str, Any]:
     from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator
 
-    with tempfile.TemporaryDirectory(prefix="rtcim-bench-out-") as out:
-        op = RtcImGetUserConversationsOperator(
+    return run_sync(
+        emu,
+        lambda path: RtcImGetUserConversationsOperator(
             task_id="bench_sync",
             participant_user_id=users,
-            output_path=os.path.join(out, "conversations.jsonl"),
+            output_path=path,
             max_workers=max_workers,
             max_qps=max_qps,
             page_size=PAGE_SIZE,
-        )
-        emu.reset_stats()
-        started = time.perf_counter()
-        summary = op.execute(context={})
-        elapsed = time.perf_counter() - started
-    stats = emu.stats()
-    return {
-        "elapsed": elapsed,
-        "requests": summary["requests"],
-        "pages": summary["pages"],
-        "retries": summary["retries"],
-        "count": summary["count"],
-        "throttled": int(stats.get("throttled", 0)),
-        "server_requests": int(stats.get("requests", 0)),
-        "rate": summary["requests"] / elapsed,
-        "page_rate": summary["pages"] / elapsed,
-    }
+        ),
+    )
 
 
 def main() -> None:

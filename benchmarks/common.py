@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,32 @@ def run_for_json(argv: list[str], prefix: str, *, env: dict[str, str], timeout: 
         if line.startswith(prefix + " "):
             return json.loads(line[len(prefix) + 1 :])
     raise RuntimeError(f"{what} failed ({out.returncode}): {out.stderr[-3000:]}")
+
+
+def run_sync(emu: EmulatorProcess, make_operator: Callable[[str], Any]) -> dict[str, Any]:
+    """Run ``make_operator(output_path).execute({})`` against ``emu`` (stats reset first).
+
+    Returns the wall time, the summary's ``requests``/``pages``/``retries``/``count``, the
+    emulator's ``throttled`` (429s from its QPS window) and ``requests``, and the rates.
+    """
+    with tempfile.TemporaryDirectory(prefix="rtcim-bench-out-") as out:
+        op = make_operator(os.path.join(out, "out.jsonl"))
+        emu.reset_stats()
+        started = time.perf_counter()
+        summary = op.execute(context={})
+        elapsed = time.perf_counter() - started
+    stats = emu.stats()
+    return {
+        "elapsed": elapsed,
+        "requests": summary["requests"],
+        "pages": summary["pages"],
+        "retries": summary["retries"],
+        "count": summary["count"],
+        "throttled": int(stats.get("throttled", 0)),
+        "server_requests": int(stats.get("requests", 0)),
+        "rate": summary["requests"] / elapsed,
+        "page_rate": summary["pages"] / elapsed,
+    }
 
 
 class PeakSampler:

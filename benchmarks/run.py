@@ -37,6 +37,11 @@ BENCHMARKS = [
     ("4", "benchmarks.bench_import", "import cost and DAG parse time"),
     ("5", "benchmarks.bench_emulator", "emulator capacity"),
     ("6", "benchmarks.bench_scale", "engine scale: one task over 200,000 keys vs 20,000"),
+    (
+        "7",
+        "benchmarks.bench_messages",
+        "messages: 200 conversations x 3 pages at 100 QPS; 100,000-message memory",
+    ),
 ]
 COLUMNS = ("benchmark", "measure", "value", "baseline", "ratio", "target", "met?")
 RESULTS = REPO / "benchmarks" / "results" / "latest.md"
