@@ -326,3 +326,45 @@ def test_connection_form_served_by_the_api_server_lists_rtcim(airflow_db, monkey
     assert extra["app_id"]["schema"]["type"] == ["integer", "null"]
     assert extra["session_token"]["schema"]["format"] == "password"
     assert extra["region"]["value"] == "cn-north-1"
+
+
+@pytest.mark.rtcim_emulator(users=4, conversations_per_user=9, participants_per_conversation=25)
+def test_im_export_writes_every_conversations_members_and_messages_once_per_run(
+    airflow_db, rtcim_connection, monkeypatch, tmp_path, bag
+):
+    emu = rtcim_connection
+    users = emu.user_ids
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_USER_IDS", json.dumps(users))
+    monkeypatch.setenv("AIRFLOW_VAR_RTCIM_OUTPUT_BASE", f"file://{tmp_path}")
+    dag = bag.get_dag("rtcim_im_export")
+    plan_task = dag.get_task("plan")
+    assert plan_task is not None
+
+    run = run_dag(dag)
+
+    states = task_states(run)
+    assert all(state == "success" for state in states.values()), states
+    conv_summary = xcom_value(run, "export_conversations")
+    conv_rows = _read_rows(conv_summary["path"])
+    assert [(r["ParticipantUserId"], r["ConversationShortId"]) for r in conv_rows] == _truth(emu, users)
+    distinct = list(dict.fromkeys(r["ConversationShortId"] for r in conv_rows))
+    batches = xcom_value(run, "plan")
+    assert {b["conversations_from"] for b in batches} == {conv_summary["path"]}  # a file and ranges only
+    members = xcom_value(run, "publish_members")
+    messages = xcom_value(run, "publish_messages")
+    got_members = [r for p in members["paths"] for r in _read_rows(p)]
+    got_messages = [r for p in messages["paths"] for r in _read_rows(p)]
+    assert got_members == [p for sid in distinct for p in emu.participants(sid)]
+    assert got_messages == [m for sid in distinct for m in emu.messages(sid)]
+    assert members["count"] == len(got_members) and messages["count"] == len(got_messages)
+    assert members["conversations"] == messages["conversations"] == len(distinct)
+    # each step publishes its own Asset exactly once for the run
+    from airflow.sdk import Asset
+
+    for name, uri, source, count in (
+        ("rtcim_conversations", "rtcim://im-export/conversations", "export_conversations", len(conv_rows)),
+        ("rtcim_members", "rtcim://im-export/members", "publish_members", len(got_members)),
+        ("rtcim_messages", "rtcim://im-export/messages", "publish_messages", len(got_messages)),
+    ):
+        events = [e for e in asset_events(Asset(name=name, uri=uri).uri) if e["source_run_id"] == run.run_id]
+        assert [(e["source_task_id"], e["extra"]["count"]) for e in events] == [(source, count)], name
