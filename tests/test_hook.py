@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -554,6 +555,100 @@ def test_timeout_is_retried_then_a_timeout_error(rtcim_connection: Emulator) -> 
         hook.get_user_conversations(rtcim_connection.user_ids[0])
     assert info.value.code == "Timeout"
     assert hook.stats["requests"] == 2
+    text = str(info.value)
+    assert f"no response from {rtcim_connection.url} within 0.05 s (read timeout)" in text, text
+    assert "gave up after 2 attempts over " in text and "Timeout: " not in text.split(": ", 1)[1]
+
+
+# What a failure below HTTP says: once what happened and why, no urllib3 wrapping, no secret.
+_URLLIB3_NOISE = (
+    "Max retries exceeded",
+    "HTTPConnectionPool",
+    "NewConnectionError",
+    "ConnectionError: ConnectionError",
+)
+
+
+def _transport_error(hook: RtcImHook, caplog: pytest.LogCaptureFixture) -> tuple[RtcImApiError, list[str]]:
+    with (
+        caplog.at_level(logging.WARNING, logger="airflow_provider_rtcim"),
+        pytest.raises(RtcImApiError) as info,
+    ):
+        hook.get_user_conversations(1)
+    return info.value, [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+
+
+def test_connection_refused_says_what_and_why_once(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    _set_conn(monkeypatch, rtcim_emulator, host=url, endpoint_url=url)
+    err, retries = _transport_error(_hook(max_retries=5), caplog)
+    assert err.code == "ConnectionError"
+    text = str(err)
+    assert re.fullmatch(
+        rf"GetUserConversations ConnectionError: cannot connect to {re.escape(url)}: connection refused "
+        r"\(gave up after 6 attempts over [0-9]+\.[0-9] s\)",
+        text,
+    ), text
+    for noise in _URLLIB3_NOISE:
+        assert noise not in text
+    assert len(retries) == 5
+    assert all("(ConnectionError: connection refused)" in line for line in retries), retries
+    assert not any(noise in line for line in retries for noise in _URLLIB3_NOISE)
+
+
+def test_an_unknown_host_is_named_as_a_dns_failure(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, host="http://rtcim-no-such-host.invalid", endpoint_url=None)
+    err, _ = _transport_error(_hook(max_retries=0), caplog)
+    assert err.code == "ConnectionError"
+    assert err.message == (
+        "cannot connect to http://rtcim-no-such-host.invalid: DNS lookup of rtcim-no-such-host.invalid "
+        "failed (unknown host)"
+    )
+
+
+def test_https_to_a_plain_http_server_asks_whether_http_was_meant(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    https = rtcim_emulator.url.replace("http://", "https://")
+    _set_conn(monkeypatch, rtcim_emulator, host=https, endpoint_url=https)
+    err, _ = _transport_error(_hook(max_retries=0), caplog)
+    assert err.code == "ConnectionError"
+    assert err.message == (
+        f"TLS handshake with {https} failed: the server answered in plain HTTP (WRONG_VERSION_NUMBER): "
+        f"did you mean {rtcim_emulator.url}?"
+    )
+
+
+def test_a_refusing_proxy_is_named_without_its_password(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = _free_port()
+    _set_conn(monkeypatch, rtcim_emulator, proxies=f"http://proxyuser:pr0xy-s3cret@127.0.0.1:{port}")
+    err, retries = _transport_error(_hook(max_retries=1), caplog)
+    assert err.code == "ConnectionError"
+    assert err.message.startswith(
+        f"cannot connect to the proxy http://***@127.0.0.1:{port} (for {rtcim_emulator.url}): connection refused"
+    ), err.message
+    assert "pr0xy-s3cret" not in str(err) and not any("pr0xy-s3cret" in line for line in retries)
+    assert "proxyuser" not in str(err)
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=5)
+def test_a_reset_connection_is_named_as_such(
+    rtcim_connection: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    rtcim_connection.configure(fault_rate=1.0, fault_kinds=["reset"])
+    with pytest.raises(RtcImApiError) as info:
+        _hook(max_retries=0).get_user_conversations(rtcim_connection.user_ids[0])
+    assert info.value.code == "ConnectionError"
+    assert "connection reset" in info.value.message, info.value.message
+    assert rtcim_connection.url in info.value.message
+    for noise in _URLLIB3_NOISE:
+        assert noise not in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------
