@@ -61,11 +61,17 @@ from airflow_provider_rtcim.core.errors import (
     CODE_CONNECTION,
     CODE_TIMEOUT,
     CODE_TRUNCATED,
+    FIX_HINTS,
     RtcImError,
 )
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
-from airflow_provider_rtcim.core.validation import redact_userinfo, validate_action, validate_version
+from airflow_provider_rtcim.core.validation import (
+    redact_userinfo,
+    region_note,
+    validate_action,
+    validate_version,
+)
 
 READ_ACTION_PREFIXES: tuple[str, ...] = ("Get", "BatchGet", "Scan", "Query", "List", "Is")
 
@@ -430,6 +436,17 @@ class RtcImClient:
         message, cause = self._describe_transport(code, exc)
         return _Failure(self._error(message, action=action, code=code), reason=f"{code}: {cause}")
 
+    def _signature_message(self, message: str) -> str:
+        """The API's message, plus why the region may be at fault when it does not look like the endpoint's.
+
+        The usual hint (check the password) is written into the message after the region's, so
+        that the error's text carries each hint once.
+        """
+        note = region_note(self.endpoint, self.credentials.region)
+        if note is None:
+            return message
+        return f"{message} ({note}; if the region is right, {FIX_HINTS['SignatureDoesNotMatch']})"
+
     def _proxy_for_display(self) -> str | None:
         scheme = urlsplit(self.endpoint).scheme
         proxy = self._request_proxies.get(scheme) or self._request_proxies.get("all")
@@ -497,6 +514,8 @@ class RtcImClient:
         if isinstance(err, dict) and (err.get("Code") or err.get("Message") or err.get("CodeN")):
             code = str(err.get("Code") or err.get("CodeN") or "") or None
             message = str(err.get("Message") or "the API returned an error")
+            if code == "SignatureDoesNotMatch":
+                message = self._signature_message(message)
             error = self._error(message, action=action, code=code, http_status=status, request_id=request_id)
             raise _Failure(error, retry_after, reason=f"{code}, HTTP {status}")
         if status != 200:
