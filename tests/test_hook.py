@@ -619,6 +619,8 @@ def test_https_to_a_plain_http_server_asks_whether_http_was_meant(
         f"TLS handshake with {https} failed: the server answered in plain HTTP (WRONG_VERSION_NUMBER): "
         f"did you mean {rtcim_emulator.url}?"
     )
+    ok, message = _hook().test_connection()
+    assert not ok and message == f"Cannot reach the API: {err.message}"
 
 
 def test_a_refusing_proxy_is_named_without_its_password(

@@ -800,7 +800,7 @@ class RtcImHook(BaseHook):
                 f"refresh the Session Token field (extra.session_token).{rid}"
             )
         if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
-            return f"Cannot reach the API: {exc.message}."
+            return f"Cannot reach the API: {exc.message}" + ("" if exc.message.endswith(("?", ".")) else ".")
         return f"{exc} (endpoint {endpoint}, region {region}, Access Key ID {key!r}, AppId {settings.app_id})"
 
     def close(self) -> None:
