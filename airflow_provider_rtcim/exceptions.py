@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 
 from airflow_provider_rtcim.core.errors import RtcImError
 
@@ -51,6 +51,32 @@ class RtcImApiError(RtcImError, AirflowException):
         )
 
 
+class RtcImConnectionNotFound(AirflowNotFoundException, RtcImApiError):
+    """The hook's connection is not defined where this process can see it.
+
+    An ``AirflowNotFoundException`` (what Airflow raises, so existing ``except
+    AirflowNotFoundException`` code still catches it) and an :class:`RtcImApiError` with code
+    ``MisconfiguredConnection``. Its text names the connection id and says that outside a task
+    only ``AIRFLOW_CONN_<ID>`` environment variables (and a configured secrets backend) are
+    visible: a connection added with ``airflow connections add`` is not.
+    """
+
+    @classmethod
+    def for_conn_id(cls, conn_id: str) -> RtcImConnectionNotFound:
+        from airflow_provider_rtcim.core.errors import CODE_CONFIG
+
+        env = "AIRFLOW_CONN_" + conn_id.upper()
+        return cls(
+            f"Connection {conn_id!r} is not defined. Inside a task Airflow looks for it in the "
+            f"metadata database (airflow connections add, the UI), the secrets backends and the "
+            f"environment; outside a task (a plain Python script, a notebook, a test) only the "
+            f"{env} environment variable and a configured secrets backend are visible, so a "
+            f"connection added with `airflow connections add` is not: set {env} (JSON or URI form) "
+            f"there, or run the code in a task",
+            code=CODE_CONFIG,
+        )
+
+
 class RtcImFatalError(AirflowFailException, RtcImApiError):
     """A failure no retry can fix (bad AppId, bad signature, a pagination anomaly ...).
 
@@ -81,4 +107,11 @@ class RtcImInvalidArgument(AirflowFailException, ValueError):
     """
 
 
-__all__ = ["RtcImApiError", "RtcImError", "RtcImFatalError", "RtcImInvalidArgument", "RtcImListingFailed"]
+__all__ = [
+    "RtcImApiError",
+    "RtcImConnectionNotFound",
+    "RtcImError",
+    "RtcImFatalError",
+    "RtcImInvalidArgument",
+    "RtcImListingFailed",
+]

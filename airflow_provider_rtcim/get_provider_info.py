@@ -45,13 +45,14 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "app_id": {
                         "label": "AppId",
-                        "description": "The RTC IM application's AppId (an integer). A task may override it.",
+                        "description": "The RTC IM application's AppId, an integer such as 123456. "
+                        "A task's app_id= overrides it.",
                         "schema": {"type": ["integer", "null"]},
                     },
                     "region": {
                         "label": "Region",
                         "description": "cn-north-1 (default) or ap-southeast-1. Picks the endpoint when "
-                        "Endpoint is empty, and is part of the signature.",
+                        "Endpoint is empty, and is part of the signature: it must be the endpoint's region.",
                         "schema": {
                             "type": ["string", "null"],
                             "enum": ["cn-north-1", "ap-southeast-1", None],
@@ -60,40 +61,45 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "session_token": {
                         "label": "Session Token (STS)",
-                        "description": "Optional STS session token; sent as X-Security-Token and signed.",
+                        "description": "Optional: a temporary (STS) credential's session token, sent as "
+                        "X-Security-Token and signed. Leave empty for a long-term Access Key.",
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },
                     "endpoint_url": {
                         "label": "Endpoint URL",
-                        "description": "Full URL with scheme (and port) of the API; overrides Endpoint. "
-                        "Use it in URI-form connections, where the host cannot carry a scheme.",
+                        "description": "Full URL with scheme (and port) of the API, e.g. http://127.0.0.1:8080; "
+                        "overrides Endpoint. Use it in URI-form connections, where the host cannot "
+                        "carry a scheme.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Per-request connect and read timeout.",
+                        "description": "Per-request connect and read timeout in seconds, e.g. 30 (the default).",
                         "schema": {"type": ["number", "null"], "default": 30},
                     },
                     "max_qps": {
                         "label": "Max requests per second",
-                        "description": "Client-side rate limit for one hook (API limit: 100 per account). "
-                        "Split the account's budget across parallel tasks.",
+                        "description": "Client-side rate limit for one hook, e.g. 95 (the default; the API "
+                        "allows 100 per account). Split the account's budget across parallel tasks; "
+                        "0 turns the limit off.",
                         "schema": {"type": ["number", "null"], "default": 95},
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries of a read call on 429, 5xx, timeouts and dropped connections.",
+                        "description": "Retries of a read call on 429, 5xx, timeouts and dropped connections, "
+                        "e.g. 5 (the default).",
                         "schema": {"type": ["integer", "null"], "default": 5},
                     },
                     "proxies": {
                         "label": "Proxy",
-                        "description": "A proxy URL for every scheme, or a JSON object like "
-                        '{"https": "http://proxy:3128"}.',
+                        "description": "A proxy URL for every scheme, e.g. http://proxy.example.com:3128, or a "
+                        'JSON object such as {"https": "http://proxy:3128"}. Empty: HTTP(S)_PROXY.',
                         "schema": {"type": ["string", "null"]},
                     },
                     "verify": {
                         "label": "TLS verify",
-                        "description": "true (default), false, or the path of a CA bundle file.",
+                        "description": "true (the default), false, or the path of a CA bundle file, e.g. "
+                        "/etc/ssl/certs/company-ca.pem (for TLS inspection).",
                         "schema": {"type": ["string", "null"]},
                     },
                 },
@@ -104,18 +110,12 @@ def get_provider_info() -> dict[str, Any]:
                         "password": "Secret Access Key",
                         "host": "Endpoint",
                     },
+                    # Only the standard fields: the 3.3 UI shows no placeholder in an extra field,
+                    # so each extra field's description carries its example instead.
                     "placeholders": {
                         "login": "AKLT...",
                         "password": "Secret Access Key",
                         "host": "https://rtc.volcengineapi.com (empty: the region's endpoint)",
-                        "app_id": "123456",
-                        "region": "cn-north-1",
-                        "endpoint_url": "http://127.0.0.1:8080",
-                        "timeout": "30",
-                        "max_qps": "95",
-                        "max_retries": "5",
-                        "proxies": "http://proxy.example.com:3128",
-                        "verify": "true",
                     },
                 },
             }

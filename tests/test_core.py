@@ -117,10 +117,60 @@ def test_validate_bool_action_version() -> None:
         ("", None, "ap-southeast-1", None, "https://open-ap-singapore-1.volcengineapi.com"),
         ("ignored.example.com", None, "cn-north-1", "http://localhost:1234", "http://localhost:1234"),
         ("https://gw.example.com/rtc/", None, "cn-north-1", None, "https://gw.example.com/rtc"),
+        ("rtc.example.com", 0, "cn-north-1", None, "https://rtc.example.com"),  # the UI's Test posts port 0
+        ("http://127.0.0.1:8080", 0, "cn-north-1", None, "http://127.0.0.1:8080"),
+        (None, 0, "cn-north-1", None, "https://rtc.volcengineapi.com"),
     ],
 )
 def test_resolve_endpoint(host: Any, port: Any, region: str, endpoint_url: Any, expected: str) -> None:
     assert v.resolve_endpoint(host, port=port, region=region, endpoint_url=endpoint_url) == expected
+
+
+@pytest.mark.parametrize(
+    "region", ["cn-north-1", "ap-southeast-1", "eu-west-7", "cn-beijing-2", " cn-north-1 "]
+)
+def test_validate_region_accepts_well_formed_names(region: str) -> None:
+    assert v.validate_region(region) == region.strip()
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("mars", "got 'mars'"),
+        ("Mars 1", "(lowercase letters and dashes, then a number)"),
+        ("CN-NORTH-1", "did you mean 'cn-north-1'?"),
+        ("cn_north_1", "did you mean 'cn-north-1'?"),
+        ("cn-north-1/x", "known regions: cn-north-1 (https://rtc.volcengineapi.com), ap-southeast-1"),
+        ("", "got ''"),
+        (None, "must be a string such as 'cn-north-1', got None"),
+    ],
+)
+def test_validate_region_rejects_malformed_names(value: Any, words: str) -> None:
+    with pytest.raises(ValueError, match=r"extra\.region") as info:
+        v.validate_region(value)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "region", "suspect"),
+    [
+        ("https://rtc.volcengineapi.com", "cn-north-1", None),
+        ("https://open-ap-singapore-1.volcengineapi.com", "ap-southeast-1", None),
+        ("http://127.0.0.1:8080", "cn-north-1", None),  # a custom endpoint and a known region: plausible
+        ("https://rtc.volcengineapi.com", "ap-southeast-1", "is region cn-north-1's, not ap-southeast-1's"),
+        ("https://open-ap-singapore-1.volcengineapi.com/", "cn-north-1", "is region ap-southeast-1's"),
+        ("http://127.0.0.1:8080", "mars-1", "'mars-1' is not a known region (cn-north-1, ap-southeast-1)"),
+    ],
+)
+def test_region_note_suspects_a_region_that_is_not_the_endpoints(
+    endpoint: str, region: str, suspect: Any
+) -> None:
+    note = v.region_note(endpoint, region)
+    if suspect is None:
+        assert note is None
+    else:
+        assert note is not None and note.startswith("the region may be the cause: ")
+        assert suspect in note and note.endswith("check extra.region")
 
 
 def test_resolve_endpoint_errors() -> None:

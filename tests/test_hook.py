@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -333,9 +334,7 @@ def test_missing_app_id_or_credentials_name_connection_and_field(
     _set_conn(monkeypatch, rtcim_emulator, **override)
     with pytest.raises(RtcImApiError) as info:
         _hook().get_user_conversations(rtcim_emulator.user_ids[0])
-    assert str(info.value).startswith(f"MisconfiguredConnection: Connection 'rtcim_default': {field}") or (
-        f"Connection 'rtcim_default': {field}" in str(info.value)
-    )
+    assert str(info.value) == f"MisconfiguredConnection: Connection 'rtcim_default' {field}"  # no stray colon
     assert info.value.code == "MisconfiguredConnection"
     assert rtcim_emulator.stats["requests"] == 0
 
@@ -554,6 +553,102 @@ def test_timeout_is_retried_then_a_timeout_error(rtcim_connection: Emulator) -> 
         hook.get_user_conversations(rtcim_connection.user_ids[0])
     assert info.value.code == "Timeout"
     assert hook.stats["requests"] == 2
+    text = str(info.value)
+    assert f"no response from {rtcim_connection.url} within 0.05 s (read timeout)" in text, text
+    assert "gave up after 2 attempts over " in text and "Timeout: " not in text.split(": ", 1)[1]
+
+
+# What a failure below HTTP says: once what happened and why, no urllib3 wrapping, no secret.
+_URLLIB3_NOISE = (
+    "Max retries exceeded",
+    "HTTPConnectionPool",
+    "NewConnectionError",
+    "ConnectionError: ConnectionError",
+)
+
+
+def _transport_error(hook: RtcImHook, caplog: pytest.LogCaptureFixture) -> tuple[RtcImApiError, list[str]]:
+    with (
+        caplog.at_level(logging.WARNING, logger="airflow_provider_rtcim"),
+        pytest.raises(RtcImApiError) as info,
+    ):
+        hook.get_user_conversations(1)
+    return info.value, [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+
+
+def test_connection_refused_says_what_and_why_once(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    _set_conn(monkeypatch, rtcim_emulator, host=url, endpoint_url=url)
+    err, retries = _transport_error(_hook(max_retries=5), caplog)
+    assert err.code == "ConnectionError"
+    text = str(err)
+    assert re.fullmatch(
+        rf"GetUserConversations ConnectionError: cannot connect to {re.escape(url)}: connection refused "
+        r"\(gave up after 6 attempts over [0-9]+\.[0-9] s\)",
+        text,
+    ), text
+    for noise in _URLLIB3_NOISE:
+        assert noise not in text
+    assert len(retries) == 5
+    assert all("(ConnectionError: connection refused)" in line for line in retries), retries
+    assert not any(noise in line for line in retries for noise in _URLLIB3_NOISE)
+
+
+def test_an_unknown_host_is_named_as_a_dns_failure(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, host="http://rtcim-no-such-host.invalid", endpoint_url=None)
+    err, _ = _transport_error(_hook(max_retries=0), caplog)
+    assert err.code == "ConnectionError"
+    assert err.message == (
+        "cannot connect to http://rtcim-no-such-host.invalid: DNS lookup of rtcim-no-such-host.invalid "
+        "failed (unknown host)"
+    )
+
+
+def test_https_to_a_plain_http_server_asks_whether_http_was_meant(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    https = rtcim_emulator.url.replace("http://", "https://")
+    _set_conn(monkeypatch, rtcim_emulator, host=https, endpoint_url=https)
+    err, _ = _transport_error(_hook(max_retries=0), caplog)
+    assert err.code == "ConnectionError"
+    assert err.message == (
+        f"TLS handshake with {https} failed: the server answered in plain HTTP (WRONG_VERSION_NUMBER): "
+        f"did you mean {rtcim_emulator.url}?"
+    )
+    ok, message = _hook().test_connection()
+    assert not ok and message == f"Cannot reach the API: {err.message}"
+
+
+def test_a_refusing_proxy_is_named_without_its_password(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = _free_port()
+    _set_conn(monkeypatch, rtcim_emulator, proxies=f"http://proxyuser:pr0xy-s3cret@127.0.0.1:{port}")
+    err, retries = _transport_error(_hook(max_retries=1), caplog)
+    assert err.code == "ConnectionError"
+    assert err.message.startswith(
+        f"cannot connect to the proxy http://***@127.0.0.1:{port} (for {rtcim_emulator.url}): connection refused"
+    ), err.message
+    assert "pr0xy-s3cret" not in str(err) and not any("pr0xy-s3cret" in line for line in retries)
+    assert "proxyuser" not in str(err)
+
+
+@pytest.mark.rtcim_emulator(users=1, conversations_per_user=5)
+def test_a_reset_connection_is_named_as_such(
+    rtcim_connection: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    rtcim_connection.configure(fault_rate=1.0, fault_kinds=["reset"])
+    with pytest.raises(RtcImApiError) as info:
+        _hook(max_retries=0).get_user_conversations(rtcim_connection.user_ids[0])
+    assert info.value.code == "ConnectionError"
+    assert "connection reset" in info.value.message, info.value.message
+    assert rtcim_connection.url in info.value.message
+    for noise in _URLLIB3_NOISE:
+        assert noise not in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -618,6 +713,12 @@ def _settings(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any], **kwargs: A
         ({"host": "http://127.0.0.1:8080"}, "http://127.0.0.1:8080"),
         ({"host": "rtc.example.com"}, "https://rtc.example.com"),
         ({"host": "rtc.example.com", "port": 8443}, "https://rtc.example.com:8443"),
+        # the 3.3.2 UI's Test button needs a stored port of 0: it must change nothing
+        ({"host": "rtc.example.com", "port": 0}, "https://rtc.example.com"),
+        ({"host": "http://127.0.0.1:8080", "port": 0}, "http://127.0.0.1:8080"),
+        ({"host": "https://rtc.example.com", "port": 0}, "https://rtc.example.com"),
+        ({"port": 0}, "https://rtc.volcengineapi.com"),
+        ({"port": 0, "extra": {"endpoint_url": "http://b.example.com:81"}}, "http://b.example.com:81"),
         ({}, "https://rtc.volcengineapi.com"),
         ({"extra": {"region": "ap-southeast-1"}}, "https://open-ap-singapore-1.volcengineapi.com"),
         (
@@ -690,6 +791,12 @@ def test_extras_defaults_and_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"proxies": "proxy:3128"}, "extra.proxies"),
         ({"verify": 3}, "extra.verify"),
         ({"region": "mars-1"}, "region 'mars-1' has no known endpoint"),
+        ({"region": "Mars 1"}, "extra.region must be a region name such as 'cn-north-1'"),
+        ({"region": "cn-north"}, "(lowercase letters and dashes, then a number), got 'cn-north'"),
+        ({"region": "CN-NORTH-1"}, "did you mean 'cn-north-1'? known regions: cn-north-1 (https://"),
+        ({"region": "ap_southeast_1"}, "did you mean 'ap-southeast-1'?"),
+        ({"region": 1}, "extra.region must be a string such as 'cn-north-1', got 1"),
+        ({"region": "cn-north-1; x", "endpoint_url": "http://127.0.0.1:1"}, "extra.region must be a region"),
         ({"endpoint_url": "ftp://x"}, "extra.endpoint_url"),
     ],
 )
@@ -872,22 +979,24 @@ def test_test_connection_ok(rtcim_connection: Emulator) -> None:
         ({"login": "AKLTwrong"}, ["Access Key ID 'AKLTwrong' is unknown", "InvalidAccessKey", "login"]),
         (
             {"password": "wrong-secret-xyz"},
-            ["Secret Access Key does not match", "SignatureDoesNotMatch", "password"],
+            ["Secret Access Key does not match", "SignatureDoesNotMatch", "password", "region cn-north-1"],
         ),
-        ({"app_id": 777}, ["AppId 777", "NotExistAppId", "extra.app_id"]),
+        ({"app_id": 777}, ["AppId 777", "NotExistAppId", "extra.app_id", "AKLTemulatorKey"]),
         ({"app_id": None}, ["has no AppId", "extra.app_id"]),
         ({"login": None}, ["has no Access Key ID", "login"]),
         ({"password": None}, ["has no Secret Access Key", "password"]),
-        ({"timeout": "never"}, ["extra.timeout"]),
+        ({"timeout": "never"}, ["Invalid connection setting: extra.timeout must be a number"]),
+        ({"region": "Mars 1"}, ["Invalid connection setting: extra.region must be a region name"]),
     ],
 )
 def test_test_connection_says_what_to_fix(
     rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, override: dict, words: list[str]
 ) -> None:
-    _set_conn(monkeypatch, rtcim_emulator, **override)
-    ok, message = _hook().test_connection()
+    # Airflow tests a temporary copy of the connection under a random id: never name it.
+    _set_conn(monkeypatch, rtcim_emulator, conn_id="kwucgi4y", **override)
+    ok, message = _hook("kwucgi4y").test_connection()
     assert ok is False
-    assert "Connection 'rtcim_default'" in message
+    assert "kwucgi4y" not in message.lower() and "Connection '" not in message
     for word in words:
         assert word in message
     assert rtcim_emulator.secret_access_key not in message
@@ -899,8 +1008,7 @@ def test_test_connection_unreachable(rtcim_emulator: Emulator, monkeypatch: pyte
     hook = _hook()
     ok, message = hook.test_connection()
     assert ok is False
-    assert "cannot reach the endpoint" in message
-    assert url in message
+    assert message == f"Cannot reach the API: cannot connect to {url}: connection refused."
     assert hook.stats["requests"] == 1  # no retries for the Test button
 
 
@@ -908,7 +1016,154 @@ def test_test_connection_missing_connection_never_raises(monkeypatch: pytest.Mon
     monkeypatch.delenv("AIRFLOW_CONN_RTCIM_NOWHERE", raising=False)
     ok, message = RtcImHook("rtcim_nowhere").test_connection()
     assert ok is False
-    assert "rtcim_nowhere" in message
+    assert "rtcim_nowhere" in message and "AIRFLOW_CONN_RTCIM_NOWHERE" in message
+
+
+# A wrong region is not blamed on the password alone. The region is part of the signature.
+
+
+def test_an_unknown_region_with_an_explicit_endpoint_is_suspected(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, region="mars-1")
+    with pytest.raises(RtcImApiError) as info:
+        _hook().get_user_conversations(rtcim_emulator.user_ids[0])
+    err, text = info.value, str(info.value)
+    assert (err.code, err.http_status, err.retryable) == ("SignatureDoesNotMatch", 401, False)
+    assert (
+        "(the region may be the cause: 'mars-1' is not a known region (cn-north-1, ap-southeast-1), "
+        "and the region is part of the signature: check extra.region; if the region is right, the Secret "
+        "Access Key does not match the Access Key ID: check the connection's password)"
+    ) in text, text
+    assert text.count("check the connection's password") == 1
+    assert err.request_id and text.endswith(f"[RequestId {err.request_id}]")
+    ok, message = _hook().test_connection()
+    assert ok is False
+    assert "the region may be the cause: 'mars-1' is not a known region" in message, message
+    assert (
+        "check the Region field (extra.region); if the region is right, check the Secret Access Key"
+        in message
+    )
+    assert "Connection '" not in message
+
+
+def test_a_region_other_than_the_endpoints_is_suspected(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cn-north-1 endpoint (reached through the emulator as an HTTP proxy) with another region."""
+    _set_conn(
+        monkeypatch,
+        rtcim_emulator,
+        host="http://rtc.volcengineapi.com",
+        endpoint_url=None,
+        proxies=rtcim_emulator.url,
+        region="ap-southeast-1",
+    )
+    with pytest.raises(RtcImApiError) as info:
+        _hook().get_user_conversations(rtcim_emulator.user_ids[0])
+    assert info.value.code == "SignatureDoesNotMatch"
+    assert (
+        "the region may be the cause: the endpoint rtc.volcengineapi.com is region cn-north-1's, not "
+        "ap-southeast-1's, and the region is part of the signature: check extra.region"
+    ) in str(info.value)
+    ok, message = _hook().test_connection()
+    assert not ok and "the endpoint rtc.volcengineapi.com is region cn-north-1's" in message
+    # with the endpoint's own region the same route works: the region was the cause
+    _set_conn(
+        monkeypatch,
+        rtcim_emulator,
+        host="http://rtc.volcengineapi.com",
+        endpoint_url=None,
+        proxies=rtcim_emulator.url,
+        region="cn-north-1",
+    )
+    assert _hook().test_connection()[0] is True
+
+
+def test_a_wrong_secret_with_a_plausible_region_blames_only_the_secret(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, password="not-the-secret")
+    with pytest.raises(RtcImApiError) as info:
+        _hook().get_user_conversations(rtcim_emulator.user_ids[0])
+    assert "region" not in str(info.value)
+    assert "check the connection's password" in str(info.value)
+
+
+def test_any_well_formed_region_works_with_an_explicit_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Emulator(region="eu-west-7") as emu:
+        _set_conn(monkeypatch, emu)
+        ok, message = _hook().test_connection()
+    assert ok, message
+    assert "region eu-west-7" in message
+
+
+# Connections a plain script cannot see, and what the form stores
+
+
+def test_a_missing_connection_says_where_connections_are_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from airflow_provider_rtcim.hooks.rtcim import RtcImConnectionNotFound
+
+    monkeypatch.delenv("AIRFLOW_CONN_RTCIM_NOWHERE", raising=False)
+    with pytest.raises(AirflowNotFoundException) as info:  # what existing callers catch
+        RtcImHook("rtcim_nowhere").get_user_conversations(1)
+    err = info.value
+    assert isinstance(err, RtcImConnectionNotFound)
+    assert isinstance(err, RtcImApiError) and isinstance(err, RtcImError)
+    assert err.code == "MisconfiguredConnection" and not err.retryable
+    text = str(err)
+    assert text.startswith("MisconfiguredConnection: Connection 'rtcim_nowhere' is not defined.")
+    assert "outside a task" in text and "AIRFLOW_CONN_RTCIM_NOWHERE environment variable" in text
+    assert "`airflow connections add` is not" in text
+    again = pickle.loads(pickle.dumps(err))  # noqa: S301 - our own object
+    assert type(again) is RtcImConnectionNotFound and str(again) == text
+
+
+def test_a_connection_in_the_metadata_db_is_not_visible_outside_a_task(
+    airflow_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `airflow connections add` stores is only for tasks: a plain script gets the explanation."""
+    from airflow.models import Connection as DbConnection
+    from airflow.utils.session import create_session
+
+    from airflow_provider_rtcim.hooks.rtcim import RtcImConnectionNotFound
+
+    monkeypatch.delenv("AIRFLOW_CONN_RTCIM_IN_DB", raising=False)
+    with create_session() as session:
+        session.add(DbConnection(conn_id="rtcim_in_db", conn_type="rtcim", login="ak", password="sk"))
+    try:
+        with create_session() as session:  # it is stored ...
+            assert session.query(DbConnection).filter(DbConnection.conn_id == "rtcim_in_db").count() == 1
+        with pytest.raises(RtcImConnectionNotFound, match="AIRFLOW_CONN_RTCIM_IN_DB environment variable"):
+            RtcImHook("rtcim_in_db").settings  # noqa: B018
+    finally:
+        with create_session() as session:
+            session.query(DbConnection).filter(DbConnection.conn_id == "rtcim_in_db").delete()
+
+
+def test_a_form_saved_with_every_extra_empty_stores_nulls_and_means_the_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 3.3 UI stores each empty extra field as an explicit null."""
+    from airflow_provider_rtcim.get_provider_info import get_provider_info
+
+    (conn_type,) = get_provider_info()["connection-types"]
+    extra = dict.fromkeys(conn_type["conn-fields"], None)
+    assert {"app_id", "region", "session_token", "endpoint_url", "timeout", "max_qps", "max_retries"} <= set(
+        extra
+    )
+    s = _settings(monkeypatch, {"login": "ak", "password": "sk", "port": 0, "extra": extra})
+    assert (s.endpoint, s.region, s.app_id, s.session_token) == (
+        "https://rtc.volcengineapi.com",
+        "cn-north-1",
+        None,
+        None,
+    )
+    assert (s.timeout, s.max_qps, s.max_retries, s.proxies, s.verify) == (30.0, 95.0, 5, None, True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -57,6 +57,42 @@ def test_providers_manager_knows_the_hook_and_its_form():
         "host": "Endpoint",
     }
     assert set(behaviour["hidden_fields"]) == {"schema", "port"}
+    # the 3.3 UI renders no placeholder in an extra field: only the standard fields keep theirs
+    assert set(behaviour["placeholders"]) == {"login", "password", "host"}
+
+
+def test_every_extra_field_has_a_label_and_a_description_with_an_example():
+    from airflow_provider_rtcim.get_provider_info import get_provider_info
+
+    (conn,) = get_provider_info()["connection-types"]
+    fields = conn["conn-fields"]
+    labels = {name: field["label"] for name, field in fields.items()}
+    assert labels == {
+        "app_id": "AppId",
+        "region": "Region",
+        "session_token": "Session Token (STS)",
+        "endpoint_url": "Endpoint URL",
+        "timeout": "Timeout (seconds)",
+        "max_qps": "Max requests per second",
+        "max_retries": "Max retries",
+        "proxies": "Proxy",
+        "verify": "TLS verify",
+    }
+    examples = {
+        "app_id": "123456",
+        "region": "cn-north-1",
+        "session_token": "STS",
+        "endpoint_url": "http://127.0.0.1:8080",
+        "timeout": "30",
+        "max_qps": "95",
+        "max_retries": "5",
+        "proxies": "http://proxy.example.com:3128",
+        "verify": "/etc/ssl/certs/company-ca.pem",
+    }
+    for name, example in examples.items():
+        assert example in fields[name]["description"], name
+    assert set(conn["ui-field-behaviour"]["placeholders"]) <= {"login", "password", "host", "port", "schema"}
+    assert fields["session_token"]["schema"]["format"] == "password"
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,19 @@
-"""The README's examples are the tested ones: every Python block runs, every connection example parses.
+"""The documentation's examples are the tested ones: README.md and every docs/*.md page.
 
-Python blocks run against a live emulator (default data: users 1000001..., AppId 100001, as
-the examples assume) with ``AIRFLOW_CONN_RTCIM_DEFAULT`` pointing at it: plain blocks are
-exec'd; the pytest-plugin block is written to a file and run by pytest in a subprocess (so its
-marker really configures its emulator); the Operator block's DAG is parsed from a file and run
-with ``dag.test()``, its S3 bucket swapped for a local directory, and its files checked
-against the emulator's ground truth. The connection examples in bash blocks are parsed into
-Airflow Connections and through the hook's own connection parsing, without a request.
+Each page's code blocks are collected and the tests are parametrized by page and block
+(``docs/hook.md#python-0``), so a failure names both. The rules, the same on every page:
+
+* ``python`` blocks run against a live emulator (default data: users 1000001..., AppId
+  100001, as the examples assume) with ``AIRFLOW_CONN_RTCIM_DEFAULT`` pointing at it. Plain
+  blocks are exec'd. A block defining ``test_`` functions is written to a file and run by
+  pytest in a subprocess with the emulator plugin (so its markers really configure its
+  emulator). A block defining DAGs is parsed from a file with ``DagBag`` (an ``s3://my-bucket``
+  swapped for a local directory) and every DAG of it that has tasks is run with
+  ``dag.test()``; the Operator page's ``rtcim_export`` example is also checked against the
+  emulator's ground truth.
+* ``bash`` blocks: every ``export AIRFLOW_CONN_...='...'`` value, every ``airflow connections
+  add`` command and every JSON body posted to ``/api/v2/connections/test`` is parsed into an
+  Airflow ``Connection`` and through the hook's own connection parsing, without a request.
 """
 
 from __future__ import annotations
@@ -19,44 +26,119 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_provider_rtcim.emulator import Emulator
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-TEXT = README.read_text(encoding="utf-8")
-PY_BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
-BASH_BLOCKS = re.findall(r"```bash\n(.*?)```", TEXT, flags=re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES: list[Path] = [README, *sorted(DOCS.glob("*.md"))]
+FUTURE_PAGES = ("incremental.md", "string-user-ids.md", "deployment-tests.md")
+"""Pages other changes add; the index and the README link them already."""
+
+
+def _name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def _blocks(page: Path, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+
+
+def _is_test_block(block: str) -> bool:
+    return re.search(r"^def test_", block, flags=re.M) is not None
+
+
+def _is_dag_block(block: str) -> bool:
+    return re.search(r"\bDAG\(", block) is not None and not _is_test_block(block)
+
+
+PY = [(page, i, block) for page in PAGES for i, block in enumerate(_blocks(page, "python"))]
+BASH = [(page, i, block) for page in PAGES for i, block in enumerate(_blocks(page, "bash"))]
+
+
+def _params(items: list[tuple[Path, int, str]], lang: str) -> list[Any]:
+    return [pytest.param(page, block, id=f"{_name(page)}#{lang}-{i}") for page, i, block in items]
+
+
+PLAIN_BLOCKS = _params([b for b in PY if not _is_test_block(b[2]) and not _is_dag_block(b[2])], "python")
+TEST_BLOCKS = _params([b for b in PY if _is_test_block(b[2])], "python")
+DAG_BLOCKS = _params([b for b in PY if _is_dag_block(b[2])], "python")
+
+
+# ---------------------------------------------------------------------------------------
+# the pages themselves
+# ---------------------------------------------------------------------------------------
 
 
 def test_readme_opens_with_the_two_setup_commands():
-    first_block = BASH_BLOCKS[0]
+    first_block = _blocks(README, "bash")[0]
     assert first_block.splitlines()[0].startswith("make demo")
     assert first_block.splitlines()[1].startswith("make test")
-    ci = (README.parent / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci and "make demo" in ci
 
 
-def test_readme_has_python_examples():
-    assert len(PY_BLOCKS) >= 5
+def test_the_docs_have_python_examples():
+    assert len(PY) >= 5
+    assert _blocks(README, "python"), "the README keeps a short taste of the API"
+    for page in ("hook.md", "operators.md", "sensor.md", "emulator.md"):
+        assert _blocks(DOCS / page, "python"), page
 
 
-PLUGIN_BLOCK = next(i for i, b in enumerate(PY_BLOCKS) if "@pytest.mark.rtcim_emulator(" in b)
-OPERATOR_BLOCK = next(i for i, b in enumerate(PY_BLOCKS) if 'DAG("rtcim_export"' in b)
-PLAIN_BLOCKS = [i for i in range(len(PY_BLOCKS)) if i not in (PLUGIN_BLOCK, OPERATOR_BLOCK)]
+def test_the_reference_pages_exist_and_are_linked_from_the_index_and_the_readme():
+    expected = {
+        "connection.md",
+        "hook.md",
+        "operators.md",
+        "sensor.md",
+        "emulator.md",
+        "scaling.md",
+        "troubleshooting.md",
+        "benchmarks.md",
+        "development.md",
+    }
+    present = {p.name for p in DOCS.glob("*.md")} - {"index.md"}
+    assert expected <= present
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
+    for name in present | set(FUTURE_PAGES):
+        assert f"]({name})" in index, f"docs/index.md does not link {name}"
+        assert f"](docs/{name})" in readme, f"README.md does not link docs/{name}"
+    assert "](docs/index.md)" in readme
 
 
-@pytest.mark.parametrize("index", PLAIN_BLOCKS)
-def test_python_example_runs(index, rtcim_connection):
-    block = PY_BLOCKS[index]
-    namespace: dict = {"__name__": f"readme_block_{index}"}
-    exec(compile(block, f"README.md python block {index}", "exec"), namespace)  # noqa: S102
+def test_relative_links_between_pages_resolve():
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" in target or target.startswith("mailto:") or Path(target).name in FUTURE_PAGES:
+                continue
+            assert (page.parent / target).exists(), f"{_name(page)} links to a missing {target}"
+
+
+def test_the_benchmark_table_stays_where_make_bench_writes_it():
+    """benchmarks/run.py rewrites the table between these markers in README.md."""
+    readme = README.read_text(encoding="utf-8")
+    assert readme.count("<!-- BENCH-TABLE -->") == 1 and readme.count("<!-- /BENCH-TABLE -->") == 1
+
+
+# ---------------------------------------------------------------------------------------
+# python blocks
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("page", "block"), PLAIN_BLOCKS)
+def test_python_example_runs(page, block, rtcim_connection):
+    namespace: dict = {"__name__": "docs_block"}
+    exec(compile(block, f"{_name(page)} python block", "exec"), namespace)  # noqa: S102
     assert not [name for name in namespace if name.startswith("test_")], "a test block: run it with pytest"
 
 
-# Appended to the plugin example (as its conftest): records, for each test that uses the
-# plugin's fixtures, what the emulator it got looks like while the test runs.
+# Appended to a test example (as its conftest): records, for each test that uses the plugin's
+# fixtures, what the emulator it got looks like while the test runs.
 _RECORDING_CONFTEST = """
 import json
 import os
@@ -81,19 +163,34 @@ def pytest_runtest_call(item):
 """
 
 
-def test_pytest_plugin_example_runs_under_pytest_with_its_marker(tmp_path):
-    """The plugin example is a test file: pytest runs it, and its marker configures the emulator."""
+def _is_plugin_example(block: str) -> bool:
+    return "@pytest.mark.rtcim_emulator(" in block and "def test_my_code_survives_faults" in block
+
+
+def test_the_pytest_plugin_example_is_on_the_emulator_page():
+    assert any(_is_plugin_example(block) for block in _blocks(DOCS / "emulator.md", "python"))
+
+
+@pytest.mark.parametrize(("page", "block"), TEST_BLOCKS)
+def test_test_example_runs_under_pytest_with_its_markers(page, block, tmp_path):
+    """A test example is a test file: pytest runs it, and its markers configure the emulator."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")  # rootdir here, not this repo's config
     (tmp_path / "conftest.py").write_text(_RECORDING_CONFTEST)
-    (tmp_path / "test_readme_plugin_example.py").write_text(PY_BLOCKS[PLUGIN_BLOCK])
+    (tmp_path / "test_docs_example.py").write_text(block)
     record = tmp_path / "record.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
     env.update({"AIRFLOW_HOME": str(tmp_path / "airflow_home"), "RTCIM_README_RECORD": str(record)})
     command = [sys.executable, "-m", "pytest", "-q", "--strict-markers", "-p", "no:cacheprovider"]
-    command += ["-p", "airflow_provider_rtcim.emulator.pytest_plugin", "test_readme_plugin_example.py"]
+    command += ["-p", "airflow_provider_rtcim.emulator.pytest_plugin", "test_docs_example.py"]
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert re.search(r"\b2 passed\b", run.stdout), run.stdout[-2000:]
+    tests = re.findall(r"^def (test_\w+)", block, flags=re.M)
+    assert re.search(rf"\b{len(tests)} passed\b", run.stdout), run.stdout[-2000:]
+    if _is_plugin_example(block):
+        _check_plugin_example(record)
+
+
+def _check_plugin_example(record: Path) -> None:
     got = {r["test"]: r for r in map(json.loads, record.read_text().splitlines())}
     assert set(got) == {"test_my_sync_dag", "test_my_code_survives_faults"}
 
@@ -114,27 +211,45 @@ def test_pytest_plugin_example_runs_under_pytest_with_its_marker(tmp_path):
     assert plain["connection_set"] is True
 
 
-def test_operator_example_runs_as_a_dag(airflow_db, rtcim_connection, tmp_path):
-    """The Operator example's DAG, run for real (its S3 bucket swapped for a local directory)."""
-    from airflow.dag_processing.dagbag import DagBag
-    from dagrun_helpers import asset_events, run_dag, task_states, xcom_value
+def test_the_operator_example_is_on_the_operators_page():
+    assert any('DAG("rtcim_export"' in block for block in _blocks(DOCS / "operators.md", "python"))
 
-    emu = rtcim_connection
+
+@pytest.mark.dagrun
+@pytest.mark.parametrize(("page", "block"), DAG_BLOCKS)
+def test_dag_example_parses_and_runs(page, block, airflow_db, rtcim_connection, tmp_path):
+    """Every DAG of the example, run for real (an S3 bucket swapped for a local directory)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from dagrun_helpers import run_dag, task_states
+
     bucket = tmp_path / "my-bucket"
-    text = PY_BLOCKS[OPERATOR_BLOCK]
+    text = block
     for s3 in ("s3://aws_default@my-bucket", "s3://my-bucket"):
-        assert s3 in text
         text = text.replace(s3, f"file://{bucket}")
-    dag_file = tmp_path / "dags" / "readme_operator_example.py"
+    assert "s3://" not in text, "only s3://my-bucket is swapped for a local directory"
+    dag_file = tmp_path / "dags" / "docs_dag_example.py"
     dag_file.parent.mkdir()
     dag_file.write_text(text)
     bag = DagBag(dag_folder=str(dag_file))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"rtcim_export", "rtcim_consume"}
+    assert bag.dag_ids
+    runs = {}
+    for dag_id in bag.dag_ids:
+        dag = bag.get_dag(dag_id)
+        if not dag.task_dict:
+            continue  # a consumer sketched as "..."
+        run = runs[dag_id] = run_dag(dag)
+        assert run.state == "success", (dag_id, task_states(run))
+    assert runs, "no DAG of the example has a task"
+    if 'DAG("rtcim_export"' in block:
+        assert set(bag.dag_ids) == {"rtcim_export", "rtcim_consume"}
+        _check_operator_example(runs["rtcim_export"], rtcim_connection, bucket)
 
-    run = run_dag(bag.get_dag("rtcim_export"))
+
+def _check_operator_example(run: Any, emu: Emulator, bucket: Path) -> None:
+    from dagrun_helpers import asset_events, task_states, xcom_value
+
     states = task_states(run)
-    assert run.state == "success", states
     assert states == {
         ("export_all", -1): "success",
         ("export_batches", 0): "success",
@@ -177,20 +292,103 @@ def test_operator_example_runs_as_a_dag(airflow_db, rtcim_connection, tmp_path):
     assert sorted(e["extra"]["count"] for e in events) == sorted(len(rows(u)) for _, u in files.values())
 
 
+# ---------------------------------------------------------------------------------------
+# connection examples in bash blocks
+# ---------------------------------------------------------------------------------------
+
+
+def _commands(block: str) -> list[str]:
+    """The block's commands, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", block)
+    return [line.split("  #", 1)[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+def _connection_examples(block: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(conn_id, Connection kwargs)`` for every connection the block defines or tests."""
+    from airflow.sdk import Connection
+
+    found: list[tuple[str, dict[str, Any]]] = []
+    for match in re.finditer(r"export AIRFLOW_CONN_(\w+)=('.*?')\n", block, flags=re.S):
+        conn_id, value = match.group(1).lower(), shlex.split(match.group(2))[0]
+        if value.lstrip().startswith("{"):
+            data = json.loads(value)
+            extra = data.get("extra")
+            found.append(
+                (conn_id, {**data, "extra": json.dumps(extra) if isinstance(extra, dict) else extra})
+            )
+        else:
+            conn = Connection.from_uri(value, conn_id=conn_id)
+            kwargs = {k: getattr(conn, k) for k in ("conn_type", "host", "login", "password", "port")}
+            found.append((conn_id, {**kwargs, "extra": conn.extra}))
+    for command in _commands(block):
+        if not command.startswith(("airflow connections add", "curl")):
+            continue
+        words = shlex.split(command)
+        if words[:3] == ["airflow", "connections", "add"]:
+            kwargs: dict[str, Any] = {}
+            options = iter(words[4:])
+            for option in options:
+                assert option.startswith("--conn-"), command
+                key = option.removeprefix("--conn-").replace("-", "_")
+                kwargs[{"type": "conn_type"}.get(key, key)] = next(options)
+            if "port" in kwargs:
+                kwargs["port"] = int(kwargs["port"])
+            found.append((words[3], kwargs))
+        elif words[:1] == ["curl"] and "/api/v2/connections/test" in command:
+            body = json.loads(words[words.index("-d") + 1])
+            kwargs = {k: v for k, v in body.items() if k != "connection_id"}
+            found.append((body["connection_id"], kwargs))
+    return found
+
+
+CONNECTION_EXAMPLES = [
+    pytest.param(kwargs, id=f"{_name(page)}#bash-{i}-{conn_id}-{n}")
+    for page, i, block in BASH
+    for n, (conn_id, kwargs) in enumerate(_connection_examples(block))
+]
+
+
+def test_the_connection_page_has_json_uri_cli_and_rest_examples():
+    kinds = []
+    for block in _blocks(DOCS / "connection.md", "bash"):
+        kinds += re.findall(r"export AIRFLOW_CONN_RTCIM_DEFAULT='(.)", block)
+        kinds += ["cli"] * len(re.findall(r"airflow connections add", block))
+        kinds += ["rest"] * len(re.findall(r"/api/v2/connections/test", block))
+    assert {"{", "r", "cli", "rest"} <= set(kinds), kinds
+
+
+@pytest.mark.parametrize("kwargs", CONNECTION_EXAMPLES)
+def test_connection_example_parses(kwargs, monkeypatch):
+    from airflow.sdk import Connection
+
+    from airflow_provider_rtcim.hooks.rtcim import RtcImHook
+
+    assert kwargs["conn_type"] == "rtcim"
+    conn = Connection(conn_id="docs_example", **kwargs)
+    monkeypatch.setenv("AIRFLOW_CONN_DOCS_EXAMPLE", conn.as_json())
+    hook = RtcImHook("docs_example")
+    settings = hook.settings  # parsed and validated; no request
+    assert settings.endpoint.startswith(("https://", "http://"))
+    assert not settings.endpoint.endswith(":0"), "a port of 0 is ignored"
+    assert settings.app_id == 123456, "the examples use AppId 123456"
+    assert (kwargs.get("password") or "x") not in repr(hook)
+    assert hook.stats["requests"] == 0
+
+
 def _exported(name: str) -> str:
-    """The value of ``export NAME='...'`` in the README's bash blocks (first occurrence)."""
-    for block in BASH_BLOCKS:
+    """The value of the first ``export NAME='...'`` of the connection page."""
+    for block in _blocks(DOCS / "connection.md", "bash"):
         match = re.search(rf"export {name}=('.*?')\n", block, flags=re.S)
         if match:
             return shlex.split(match.group(1))[0]
-    raise AssertionError(f"no export {name}= in README")
+    raise AssertionError(f"no export {name}= in docs/connection.md")
 
 
 def _uri_example() -> str:
-    for block in BASH_BLOCKS:
+    for block in _blocks(DOCS / "connection.md", "bash"):
         for match in re.finditer(r"export AIRFLOW_CONN_RTCIM_DEFAULT=('rtcim://.*?')\n", block):
             return shlex.split(match.group(1))[0]
-    raise AssertionError("no URI-form connection example in README")
+    raise AssertionError("no URI-form connection example in docs/connection.md")
 
 
 def test_json_connection_example_parses_to_the_default_endpoint(monkeypatch):

@@ -29,15 +29,20 @@ import json
 import logging
 import os
 import random
+import re
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as _Urllib3HTTPError  # can escape requests' wrapping
+from urllib3.exceptions import NameResolutionError as _NameResolutionError
+from urllib3.exceptions import ProxyError as _Urllib3ProxyError
 
 from airflow_provider_rtcim.core.defaults import (
     DEFAULT_MAX_QPS,
@@ -56,11 +61,17 @@ from airflow_provider_rtcim.core.errors import (
     CODE_CONNECTION,
     CODE_TIMEOUT,
     CODE_TRUNCATED,
+    FIX_HINTS,
     RtcImError,
 )
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
-from airflow_provider_rtcim.core.validation import redact_userinfo, validate_action, validate_version
+from airflow_provider_rtcim.core.validation import (
+    redact_userinfo,
+    region_note,
+    validate_action,
+    validate_version,
+)
 
 READ_ACTION_PREFIXES: tuple[str, ...] = ("Get", "BatchGet", "Scan", "Query", "List", "Is")
 
@@ -303,6 +314,7 @@ class RtcImClient:
         can_retry = is_read_action(action) if retry is None else retry
         tries = self.max_retries + 1 if can_retry else 1
         attempt = 0
+        started = time.monotonic()
         while True:
             attempt += 1
             try:
@@ -315,7 +327,10 @@ class RtcImClient:
                         # Not retrying, but the rest of the hook must still honour the server.
                         self.rate_limiter.pause(min(failure.retry_after, self.retry_after_max))
                     if attempt > 1:
-                        error.message = f"{error.message} (gave up after {attempt} attempts)"
+                        spent = time.monotonic() - started
+                        error.message = (
+                            f"{error.message} (gave up after {attempt} attempts over {spent:.1f} s)"
+                        )
                         error.args = (str(error),)
                     raise error from None
                 delay = backoff_delay(
@@ -380,7 +395,7 @@ class RtcImClient:
             )
             content = response.content
         except requests.exceptions.Timeout as exc:
-            raise self._transport_failure(action, CODE_TIMEOUT, exc, "timed out") from None
+            raise self._transport_failure(action, CODE_TIMEOUT, exc) from None
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 error = self._error(
@@ -390,13 +405,13 @@ class RtcImClient:
                     code="SSLError",
                 )
                 raise _Failure(error, reason="SSLError") from None
-            raise self._transport_failure(action, CODE_CONNECTION, exc, "TLS error") from None
+            raise self._transport_failure(action, CODE_CONNECTION, exc) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise self._transport_failure(action, CODE_TRUNCATED, exc, "response cut short") from None
+            raise self._transport_failure(action, CODE_TRUNCATED, exc) from None
         except requests.exceptions.ConnectionError as exc:
-            raise self._transport_failure(action, CODE_CONNECTION, exc, "connection failed") from None
+            raise self._transport_failure(action, CODE_CONNECTION, exc) from None
         except (http.client.IncompleteRead, _Urllib3HTTPError) as exc:
-            raise self._transport_failure(action, CODE_TRUNCATED, exc, "response cut short") from None
+            raise self._transport_failure(action, CODE_TRUNCATED, exc) from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             error = self._error(
                 f"invalid endpoint {self.endpoint_for_display!r}: {type(exc).__name__}",
@@ -415,14 +430,67 @@ class RtcImClient:
             action, response.status_code, response.headers, content, can_retry=can_retry, check=check
         )
 
-    def _transport_failure(self, action: str, code: str, exc: BaseException, what: str) -> _Failure:
-        # The exception text names the endpoint and the failure, never a header or body.
-        error = self._error(
-            f"{what} talking to {self.endpoint_for_display}: {type(exc).__name__}: {_short(str(exc))}",
-            action=action,
-            code=code,
+    def _transport_failure(self, action: str, code: str, exc: BaseException) -> _Failure:
+        # The text names the endpoint (or proxy) and the cause once, never a header, a body or
+        # a password; urllib3's own "Max retries exceeded" wrapping is dropped.
+        message, cause = self._describe_transport(code, exc)
+        return _Failure(self._error(message, action=action, code=code), reason=f"{code}: {cause}")
+
+    def _signature_message(self, message: str) -> str:
+        """The API's message, plus why the region may be at fault when it does not look like the endpoint's.
+
+        The usual hint (check the password) is written into the message after the region's, so
+        that the error's text carries each hint once.
+        """
+        note = region_note(self.endpoint, self.credentials.region)
+        if note is None:
+            return message
+        return f"{message} ({note}; if the region is right, {FIX_HINTS['SignatureDoesNotMatch']})"
+
+    def _proxy_for_display(self) -> str | None:
+        scheme = urlsplit(self.endpoint).scheme
+        proxy = self._request_proxies.get(scheme) or self._request_proxies.get("all")
+        return redact_userinfo(proxy) if proxy else None
+
+    def _describe_transport(self, code: str, exc: BaseException) -> tuple[str, str]:
+        """``(message, cause)`` for a failure below HTTP: what happened, to what, and why."""
+        causes = list(_causes(exc))
+        found = lambda kind: any(isinstance(c, kind) for c in causes)  # noqa: E731
+        endpoint = self.endpoint_for_display
+        proxy = (
+            self._proxy_for_display() if found((requests.exceptions.ProxyError, _Urllib3ProxyError)) else None
         )
-        return _Failure(error, reason=f"{code}: {type(exc).__name__}")
+        target = f"the proxy {proxy} (for {endpoint})" if proxy else endpoint
+        host = urlsplit(proxy if proxy else self.endpoint).hostname or "?"
+        if code == CODE_TIMEOUT:
+            limit = f"{self.timeout:g} s"
+            if found(requests.exceptions.ConnectTimeout):
+                return f"timed out connecting to {target} after {limit}", "connect timeout"
+            return f"no response from {target} within {limit} (read timeout)", "read timeout"
+        if code == CODE_TRUNCATED:
+            return f"the response from {endpoint} was cut short ({_innermost(causes)})", "response cut short"
+        if found(ssl.SSLError) or isinstance(exc, requests.exceptions.SSLError):
+            if "WRONG_VERSION_NUMBER" in " ".join(map(str, causes)) and self.endpoint.startswith("https://"):
+                plain = "http://" + endpoint.removeprefix("https://")
+                return (
+                    f"TLS handshake with {endpoint} failed: the server answered in plain HTTP "
+                    f"(WRONG_VERSION_NUMBER): did you mean {plain}?",
+                    "TLS to a plain-HTTP server",
+                )
+            return f"TLS handshake with {target} failed: {_innermost(causes)}", "TLS error"
+        if found(_NameResolutionError) or found(socket.gaierror):
+            return (
+                f"cannot connect to {target}: DNS lookup of {host} failed (unknown host)",
+                "DNS lookup failed",
+            )
+        if found(ConnectionRefusedError):
+            return f"cannot connect to {target}: connection refused", "connection refused"
+        if found(ConnectionResetError) or found(http.client.RemoteDisconnected) or found(BrokenPipeError):
+            return (
+                f"the connection to {target} was closed before a response (connection reset)",
+                "connection reset",
+            )
+        return f"cannot connect to {target}: {_innermost(causes)}", _innermost(causes, limit=80)
 
     def _parse(
         self,
@@ -446,6 +514,8 @@ class RtcImClient:
         if isinstance(err, dict) and (err.get("Code") or err.get("Message") or err.get("CodeN")):
             code = str(err.get("Code") or err.get("CodeN") or "") or None
             message = str(err.get("Message") or "the API returned an error")
+            if code == "SignatureDoesNotMatch":
+                message = self._signature_message(message)
             error = self._error(message, action=action, code=code, http_status=status, request_id=request_id)
             raise _Failure(error, retry_after, reason=f"{code}, HTTP {status}")
         if status != 200:
@@ -483,6 +553,31 @@ class RtcImClient:
             f"access_key_id={self.credentials.access_key_id!r}, region={self.credentials.region!r}, "
             f"max_qps={self.rate_limiter.max_qps}, max_retries={self.max_retries})"
         )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it (urllib3 ``reason``, ``__cause__``, ``__context__``, args), each once."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        item = stack.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        stack += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+
+
+_ERRNO = re.compile(r"^\[Errno -?[0-9]+\] ")
+
+
+def _innermost(causes: list[BaseException], limit: int = 200) -> str:
+    """The deepest cause's own words (``[Errno 113] No route to host`` -> ``no route to host``)."""
+    for cause in reversed(causes):
+        text = _ERRNO.sub("", " ".join(str(cause).split()))
+        if text and "Max retries exceeded" not in text:
+            return _short(text[:1].lower() + text[1:], limit)
+    return type(causes[-1]).__name__ if causes else "unknown error"
 
 
 def _short(text: str, limit: int = 200) -> str:

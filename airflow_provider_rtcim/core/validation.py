@@ -28,6 +28,7 @@ REGION_ENDPOINTS: dict[str, str] = {
 }
 """The API endpoint of each region the official SDKs know."""
 
+_REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)*-[0-9]+$")
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 _URL_USERINFO = re.compile(r"(://)[^/\s'\"]*@")
 
@@ -254,6 +255,56 @@ def parse_proxies(value: Any, field: str = "proxies") -> dict[str, str] | None:
     raise ValueError(f"{field} must be a proxy URL or an object of scheme -> URL, got {type(value).__name__}")
 
 
+def _known_regions() -> str:
+    return ", ".join(f"{r} ({u})" for r, u in REGION_ENDPOINTS.items())
+
+
+def validate_region(value: Any, field: str = "extra.region") -> str:
+    """A region name such as ``cn-north-1``: lowercase letters and dashes, then a number.
+
+    The region is part of every signature, so a malformed one is refused here instead of
+    coming back as ``SignatureDoesNotMatch``. Any well-formed name is accepted (with an
+    explicit endpoint, a region the SDKs do not know yet may be right).
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a string such as 'cn-north-1', got {value!r}")
+    text = value.strip()
+    if _REGION_RE.match(text):
+        return text
+    guess = re.sub(r"[\s_]+", "-", text.lower())
+    suggestion = f"did you mean {guess!r}? " if guess in REGION_ENDPOINTS else ""
+    raise ValueError(
+        f"{field} must be a region name such as 'cn-north-1' (lowercase letters and dashes, then a "
+        f"number), got {value!r}; {suggestion}known regions: {_known_regions()}"
+    )
+
+
+def region_of_endpoint(endpoint: str) -> str | None:
+    """The region whose official endpoint has ``endpoint``'s host, or None."""
+    host = urlsplit(endpoint).hostname
+    for region, url in REGION_ENDPOINTS.items():
+        if urlsplit(url).hostname == host:
+            return region
+    return None
+
+
+def region_note(endpoint: str, region: str, field: str = "extra.region") -> str | None:
+    """Why the region may be what a ``SignatureDoesNotMatch`` is about, or None when it looks right.
+
+    The region is part of the signature. It is suspect when the endpoint is a known region's
+    but another region is configured, or when the region is not one the SDKs know (which is
+    only possible with an explicit endpoint). ``field`` is how the advice names the setting.
+    """
+    served = region_of_endpoint(endpoint)
+    if served is not None and served != region:
+        why = f"the endpoint {urlsplit(endpoint).hostname} is region {served}'s, not {region}'s"
+    elif served is None and region not in REGION_ENDPOINTS:
+        why = f"{region!r} is not a known region ({', '.join(REGION_ENDPOINTS)})"
+    else:
+        return None
+    return f"the region may be the cause: {why}, and the region is part of the signature: check {field}"
+
+
 def resolve_endpoint(
     host: str | None,
     *,
@@ -273,10 +324,9 @@ def resolve_endpoint(
         raw = str(host).strip()
     else:
         if region not in REGION_ENDPOINTS:
-            known = ", ".join(f"{r} ({u})" for r, u in REGION_ENDPOINTS.items())
             raise ValueError(
                 f"region {region!r} has no known endpoint: set the connection's host or "
-                f"extra.endpoint_url (known regions: {known})"
+                f"extra.endpoint_url (known regions: {_known_regions()})"
             )
         return REGION_ENDPOINTS[region]
     if "://" not in raw:

@@ -69,6 +69,7 @@ from airflow_provider_rtcim.core.validation import (
     DEFAULT_REGION,
     parse_proxies,
     parse_verify,
+    region_note,
     resolve_endpoint,
     to_max_qps,
     to_non_negative_int,
@@ -83,9 +84,10 @@ from airflow_provider_rtcim.core.validation import (
     validate_limit,
     validate_max_pages,
     validate_page_size,
+    validate_region,
     validate_user_id,
 )
-from airflow_provider_rtcim.exceptions import RtcImApiError
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -94,7 +96,7 @@ if TYPE_CHECKING:
     from airflow_provider_rtcim.core.pagination import Listing
     from airflow_provider_rtcim.core.signing import Credentials
 
-__all__ = ["RtcImApiError", "RtcImConnectionSettings", "RtcImHook"]
+__all__ = ["RtcImApiError", "RtcImConnectionNotFound", "RtcImConnectionSettings", "RtcImHook"]
 
 GET_USER_CONVERSATIONS = GUC.name
 TEST_CONNECTION_USER_ID = 1
@@ -120,7 +122,9 @@ class RtcImConnectionSettings:
 
 
 def _config_error(conn_id: str, message: str) -> RtcImApiError:
-    return RtcImApiError(f"Connection {conn_id!r}: {message}", code=CODE_CONFIG)
+    """``Connection 'x' has no AppId: ...`` (a missing field) or ``Connection 'x': extra.timeout ...`` (a bad value)."""
+    separator = " " if message.startswith("has ") else ": "
+    return RtcImApiError(f"Connection {conn_id!r}{separator}{message}", code=CODE_CONFIG)
 
 
 def parse_connection(
@@ -147,10 +151,7 @@ def parse_connection(
         return None if (isinstance(value, str) and not value.strip()) else value
 
     try:
-        region = get("region") or DEFAULT_REGION
-        if not isinstance(region, str):
-            raise ValueError(f"extra.region must be a string such as 'cn-north-1', got {region!r}")
-        region = region.strip()
+        region = validate_region(get("region") or DEFAULT_REGION, "extra.region")
         endpoint = resolve_endpoint(
             conn.host, port=conn.port, region=region, endpoint_url=get("endpoint_url"), field="host"
         )
@@ -309,7 +310,7 @@ class RtcImHook(BaseHook):
                 if settings is None:
                     conn = self._connection
                     if conn is None:
-                        conn = self._connection = self.get_connection(self.rtcim_conn_id)
+                        conn = self._connection = self._fetch_connection()
                     settings = parse_connection(conn, extra=self._extra, conn_id=self.rtcim_conn_id)
                     _mask(settings.secret_access_key)
                     _mask(settings.session_token)
@@ -318,6 +319,17 @@ class RtcImHook(BaseHook):
                             _mask(password)
                     self._settings_cache = settings
         return settings
+
+    def _fetch_connection(self) -> Connection:
+        """``get_connection``, with a not-found error that says where connections are visible."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.rtcim_conn_id)
+        except RtcImConnectionNotFound:
+            raise
+        except AirflowNotFoundException as exc:
+            raise RtcImConnectionNotFound.for_conn_id(self.rtcim_conn_id) from exc
 
     @property
     def app_id(self) -> int | None:
@@ -708,17 +720,21 @@ class RtcImHook(BaseHook):
 
         Calls ``GetUserConversations`` for a placeholder user with ``Limit`` 1 and the
         connection's AppId, and says what to fix: the Access Key ID, the Secret Access Key,
-        the AppId, a missing field or an unreachable endpoint.
+        the region, the AppId, a missing field or an unreachable endpoint. Airflow tests a
+        temporary copy of the connection under a random id, so the messages name the Access
+        Key ID, the endpoint, the region and the AppId, never the connection id.
         """
-        cid = self.rtcim_conn_id
         try:
             settings = self.settings
             if not settings.access_key_id:
-                return False, f"Connection {cid!r} has no Access Key ID: set the login field."
+                return False, "The connection has no Access Key ID: set the Access Key ID (login) field."
             if not settings.secret_access_key:
-                return False, f"Connection {cid!r} has no Secret Access Key: set the password field."
+                return False, (
+                    f"The connection has no Secret Access Key for Access Key ID "
+                    f"{settings.access_key_id!r}: set the Secret Access Key (password) field."
+                )
             if settings.app_id is None:
-                return False, f"Connection {cid!r} has no AppId: set extra.app_id."
+                return False, "The connection has no AppId: set the AppId field (extra.app_id)."
             self.client.call(
                 GET_USER_CONVERSATIONS,
                 {
@@ -734,7 +750,7 @@ class RtcImHook(BaseHook):
         except RtcImError as exc:
             return False, self._explain(exc)
         except Exception as exc:
-            return False, f"Connection {cid!r}: unexpected {type(exc).__name__}: {exc}"
+            return False, f"Unexpected {type(exc).__name__}: {exc}"
         return (
             True,
             f"Connected to {settings.endpoint} as {settings.access_key_id} "
@@ -742,44 +758,50 @@ class RtcImHook(BaseHook):
         )
 
     def _explain(self, exc: RtcImError) -> str:
-        cid = self.rtcim_conn_id
-        settings = self._settings_cache
+        """``test_connection``'s text for a failure: what to fix, naming no connection id."""
         code = exc.code or ""
+        if isinstance(exc, RtcImConnectionNotFound):
+            return exc.message  # only outside the Test button: the id is all there is to name
         if code == CODE_CONFIG:
-            return str(exc)
+            detail = exc.message.removeprefix(f"Connection {self.rtcim_conn_id!r}").lstrip(": ")
+            return f"Invalid connection setting: {detail}."
+        settings = self._settings_cache
         if settings is None:  # pragma: no cover - settings are loaded before any call
             return str(exc)
+        key, endpoint, region = settings.access_key_id, settings.endpoint, settings.region
         rid = f" [RequestId {exc.request_id}]" if exc.request_id else ""
         if code == "InvalidAccessKey":
             return (
-                f"Connection {cid!r}: the Access Key ID {settings.access_key_id!r} is unknown "
-                f"(InvalidAccessKey): check the login field.{rid}"
+                f"The Access Key ID {key!r} is unknown to {endpoint} (InvalidAccessKey): "
+                f"check the Access Key ID (login) field.{rid}"
             )
         if code == "SignatureDoesNotMatch":
+            note = region_note(endpoint, region, "the Region field (extra.region)")
+            if note is not None:
+                return (
+                    f"{endpoint} rejected the signature of Access Key ID {key!r} made for region "
+                    f"{region!r} (SignatureDoesNotMatch): {note}; "
+                    f"if the region is right, check the Secret Access Key (password) field.{rid}"
+                )
             return (
-                f"Connection {cid!r}: the Secret Access Key does not match the Access Key ID "
-                f"{settings.access_key_id!r} (SignatureDoesNotMatch): check the password field.{rid}"
+                f"The Secret Access Key does not match the Access Key ID {key!r} (SignatureDoesNotMatch "
+                f"at {endpoint}, region {region}): check the Secret Access Key (password) field.{rid}"
             )
         if code in ("InvalidParameter.NotExistAppId", "InvalidParameter.IllegalAppId"):
             return (
-                f"Connection {cid!r}: AppId {settings.app_id} is not known to this account "
-                f"({code}): check extra.app_id.{rid}"
+                f"AppId {settings.app_id} is not known to the account of Access Key ID {key!r} "
+                f"({code}): check the AppId field (extra.app_id).{rid}"
             )
         if code == "InvalidTimestamp":
-            return (
-                f"Connection {cid!r}: the request time was rejected (InvalidTimestamp): "
-                f"fix this machine's clock.{rid}"
-            )
+            return f"{endpoint} rejected the request time (InvalidTimestamp): fix this machine's clock (NTP).{rid}"
         if code == "InvalidSecretToken":
             return (
-                f"Connection {cid!r}: the session token was rejected (InvalidSecretToken): "
-                f"refresh extra.session_token.{rid}"
+                f"The session token of Access Key ID {key!r} was rejected (InvalidSecretToken): "
+                f"refresh the Session Token field (extra.session_token).{rid}"
             )
         if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
-            return (
-                f"Connection {cid!r}: cannot reach the endpoint {settings.endpoint} ({code}): {exc.message}"
-            )
-        return f"Connection {cid!r}: {exc}"
+            return f"Cannot reach the API: {exc.message}" + ("" if exc.message.endswith(("?", ".")) else ".")
+        return f"{exc} (endpoint {endpoint}, region {region}, Access Key ID {key!r}, AppId {settings.app_id})"
 
     def close(self) -> None:
         """Close the HTTP session's pooled connections."""
