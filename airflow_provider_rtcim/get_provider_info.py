@@ -58,6 +58,17 @@ def get_provider_info() -> dict[str, Any]:
                             "default": "cn-north-1",
                         },
                     },
+                    "user_id_type": {
+                        "label": "User id type",
+                        "description": "int (default): user ids are integers. str: user ids are opaque "
+                        'strings ("007", "alice"), sent verbatim as ParticipantUserIdStr. '
+                        "A task may override it.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["int", "str", None],
+                            "default": "int",
+                        },
+                    },
                     "session_token": {
                         "label": "Session Token (STS)",
                         "description": "Optional STS session token; sent as X-Security-Token and signed.",
@@ -110,6 +121,7 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "https://rtc.volcengineapi.com (empty: the region's endpoint)",
                         "app_id": "123456",
                         "region": "cn-north-1",
+                        "user_id_type": "int",
                         "endpoint_url": "http://127.0.0.1:8080",
                         "timeout": "30",
                         "max_qps": "95",

@@ -89,7 +89,7 @@ DEFAULT_USER_ID_TYPE = "int"
 
 _STR_HINT = (
     'string user ids need user_id_type="str" (set extra.user_id_type on the connection, '
-    "or pass user_id_type='str' to the task or hook call)"
+    'or pass user_id_type="str" to the task or hook call)'
 )
 
 
@@ -97,10 +97,9 @@ def validate_user_id_type(value: Any, field: str = "user_id_type") -> str:
     """``"int"`` or ``"str"`` (any case, surrounding spaces ignored); anything else is an error."""
     if isinstance(value, str) and value.strip().lower() in USER_ID_TYPES:
         return value.strip().lower()
-    allowed = " or ".join(repr(t) for t in USER_ID_TYPES)
     raise ValueError(
-        f"{field} must be {allowed} ('int': int64 user ids, the default; 'str': opaque string "
-        f"user ids sent as ParticipantUserIdStr), got {value!r}"
+        f'{field} must be "int" or "str" ("int": int64 user ids, the default; "str": opaque string '
+        f"user ids, sent as ParticipantUserIdStr), got {value!r}"
     )
 
 
@@ -123,20 +122,20 @@ def validate_str_user_id(value: Any, field: str = "participant_user_id") -> str:
     """
     if isinstance(value, str):
         if not value:
-            raise ValueError(f"{field} must be a non-empty string (user_id_type='str'), got ''")
+            raise ValueError(f"{field} must be a non-empty string (user_id_type=\"str\"), got ''")
         if value != value.strip():
             raise ValueError(
                 f"{field} {value!r} has surrounding whitespace: string user ids are opaque and "
-                "are never trimmed (user_id_type='str'); remove it"
+                'are never trimmed (user_id_type="str"); remove it'
             )
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         raise ValueError(
-            f"{field} must be a string with user_id_type='str', got the integer {value}: pass it "
-            f"as a string ('{value}'), or use user_id_type='int' if this app's user ids are integers"
+            f'{field} must be a string with user_id_type="str", got the integer {value}: pass it '
+            f'as a string ("{value}"), or use user_id_type="int" if this app\'s user ids are integers'
         )
     raise ValueError(
-        f"{field} must be a string with user_id_type='str', got {type(value).__name__} {value!r}"
+        f'{field} must be a string with user_id_type="str", got {type(value).__name__} {value!r}'
     )
 
 
