@@ -598,3 +598,30 @@ def test_dagrun_poke_and_deferrable_modes_with_a_task_level_kind(
     assert xcom_value(run, "str_deferred") == {"baseline_count": 2, "count": 3}
     assert len(deferred["pokes"]) == 1  # the rest of the wait happened in the trigger
     assert len(emu.conversations(7)) == 3  # the int look-alike was never touched
+
+
+# ---------------------------------------------------------------------------------------
+# The docs page's examples are the tested ones
+# ---------------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "string-user-ids.md"
+
+
+@pytest.mark.rtcim_emulator(string_users=3)  # "007", "123", "alice"
+def test_the_docs_pages_examples_run(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    import shlex
+
+    text = DOCS.read_text(encoding="utf-8")
+    (bash,) = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    example = json.loads(shlex.split(bash.split("=", 1)[1])[0])
+    assert example["extra"]["user_id_type"] == "str"
+    emu = rtcim_emulator
+    conn = json.loads(emu.connection_json())
+    conn["extra"]["user_id_type"] = example["extra"]["user_id_type"]
+    monkeypatch.setenv("AIRFLOW_CONN_RTCIM_DEFAULT", json.dumps(conn))
+    (block,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    before = emu.stats["requests"]
+    exec(compile(block, str(DOCS), "exec"), {"__name__": "docs_string_user_ids"})  # noqa: S102
+    assert emu.stats["requests"] > before + 1
+    assert emu.conversations("007") and emu.conversations("alice")
