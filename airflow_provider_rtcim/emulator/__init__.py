@@ -108,21 +108,25 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 from airflow_provider_rtcim.emulator.server import (
+    ALL_ANOMALY_KINDS,
     ANOMALY_KINDS,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_APP_ID,
     DEFAULT_REGION,
     DEFAULT_SECRET_ACCESS_KEY,
     FAULT_KINDS,
+    MESSAGE_ANOMALY_KINDS,
     Emulator,
 )
 
 __all__ = [
+    "ALL_ANOMALY_KINDS",
     "ANOMALY_KINDS",
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_APP_ID",
     "DEFAULT_REGION",
     "DEFAULT_SECRET_ACCESS_KEY",
     "FAULT_KINDS",
+    "MESSAGE_ANOMALY_KINDS",
     "Emulator",
 ]
