@@ -386,14 +386,15 @@ def populate(
             count = info.get("MemberCount")
             if isinstance(count, int) and not isinstance(count, bool):
                 fill = max(0, min(count, MAX_MEMBERS) - len(core))
+        core += [key for key in listers[sid] if key not in core]  # every lister is a member
         raw_messages = dataset.messages.get(sid)
         if raw_messages is not None:
             for msg in raw_messages:
                 if not isinstance(msg, Mapping):
                     raise ValueError(f"emulator data: messages[{sid}] items must be message objects")
                 sender = key_of(msg, "Sender")
-                if sender is not None and sender not in core and sender not in listers[sid]:
-                    core.append(sender)
+                if sender is not None and sender not in core:
+                    core.append(sender)  # a sender who is not a member joins
             n_generated = 0
         else:
             n_generated = _count(messages_per_conversation, aux, 0, 12)
