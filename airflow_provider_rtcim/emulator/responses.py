@@ -247,10 +247,12 @@ def get_user_conversations(emu: Emulator, meta: dict[str, Any], req: dict[str, A
         out = [dict(c) for c in items[pg.start : pg.stop]]
         if data_type == 0 and emu.reorder_data_type0 and pg.has_more and not pg.endless:
             _reorder(emu, uid, items, pg.offset + (pg.stop - pg.start))
+        emu._count(200, None)
     if skip:
         for c in out:
             c.pop("MemberCount", None)
-    return emu._ok(meta, {"ConversationInfos": out, "HasMore": pg.has_more, "NextCursor": pg.next_cursor})
+    result = {"ConversationInfos": out, "HasMore": pg.has_more, "NextCursor": pg.next_cursor}
+    return emu._ok(meta, result, counted=True)
 
 
 def _reorder(emu: Emulator, uid: UserKey, items: list[dict[str, Any]], end: int) -> None:
@@ -308,7 +310,10 @@ def scan_conversation_participant_list(emu: Emulator, meta: dict[str, Any], req:
         )
         parts = [backend.render_participant(conv, k, only_ids) for k in chosen]  # type: ignore[arg-type]
         has_more = pg.has_more or (pg.ended and emu.participants_last_page_has_more)
-    return emu._ok(meta, {"Participants": parts, "HasMore": has_more, "NextCursor": pg.next_cursor})
+        emu._count(200, None)
+    return emu._ok(
+        meta, {"Participants": parts, "HasMore": has_more, "NextCursor": pg.next_cursor}, counted=True
+    )
 
 
 @action("GetConversationMessages")
@@ -341,7 +346,8 @@ def get_conversation_messages(emu: Emulator, meta: dict[str, Any], req: dict[str
                 emu._codec, scope, cursor, limit, conv.message_count, bool(reverse), emu._anomaly_for(sid)
             )
             messages = [backend.message_at(conv, i) for i in indexes]
-    return emu._ok(meta, {"Messages": messages, "HasMore": has_more, "NewCursor": new_cursor})
+        emu._count(200, None)
+    return emu._ok(meta, {"Messages": messages, "HasMore": has_more, "NewCursor": new_cursor}, counted=True)
 
 
 @action("BatchGetConversations")
@@ -364,4 +370,5 @@ def batch_get_conversations(emu: Emulator, meta: dict[str, Any], req: dict[str, 
         return fault
     with emu._lock:
         infos = emu._backend.batch(ids, app_id, skip)
-    return emu._ok(meta, {"ConversationCoreInfos": infos})
+        emu._count(200, None)
+    return emu._ok(meta, {"ConversationCoreInfos": infos}, counted=True)

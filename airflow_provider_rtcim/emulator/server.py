@@ -646,9 +646,11 @@ class Emulator:
             self._count(status, code)
         return Reply(status, dumps({"ResponseMetadata": meta}), headers=headers)
 
-    def _ok(self, meta: dict[str, Any], result: dict[str, Any]) -> Reply:
-        with self._lock:
-            self._count(200, None)
+    def _ok(self, meta: dict[str, Any], result: dict[str, Any], *, counted: bool = False) -> Reply:
+        """A 200 with ``result``; ``counted``: the caller already counted it (holding the lock)."""
+        if not counted:
+            with self._lock:
+                self._count(200, None)
         return Reply(200, dumps({"ResponseMetadata": meta, "Result": result}))
 
     def _anomaly_for(self, key: UserKey) -> str | None:
@@ -657,6 +659,8 @@ class Emulator:
 
     def _fault(self, meta: dict[str, Any], key: tuple, empty_result: dict[str, Any]) -> Reply | None:
         """A fault reply for this request key and attempt, or None to serve it."""
+        if not self._faults.rate:  # no history to keep: configure() resets it when the rate changes
+            return None
         with self._lock:
             kind = self._faults.decide(key)
             if kind is None:
