@@ -59,6 +59,17 @@ def get_provider_info() -> dict[str, Any]:
                             "default": "cn-north-1",
                         },
                     },
+                    "user_id_type": {
+                        "label": "User id type",
+                        "description": "int (default): user ids are integers. str: user ids are opaque "
+                        'strings ("007", "alice"), sent verbatim as ParticipantUserIdStr. '
+                        "A task may override it.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["int", "str", None],
+                            "default": "int",
+                        },
+                    },
                     "session_token": {
                         "label": "Session Token (STS)",
                         "description": "Optional: a temporary (STS) credential's session token, sent as "

@@ -411,6 +411,7 @@ def test_thousands_of_conversations_to_gzip_file(rtcim_connection: Any, tmp_path
         "paths": [str(target)],
         "count": 3021,
         "users": 2,
+        "user_id_type": "int",
         "pages": 150 + 2,
         "requests": 150 + 2,
         "retries": 0,
@@ -752,6 +753,7 @@ def test_dag_templating_mapping_assets_and_no_secret_leak(
         "paths": [summary["path"]],
         "count": summary["count"],
         "users": 2,
+        "user_id_type": "int",
         "fetch_started_at": summary["fetch_started_at"],
         "fetch_finished_at": summary["fetch_finished_at"],
     }

@@ -115,3 +115,17 @@ def test_airflow_providers_cli_shows_it(command, expected, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert expected in out.stdout
+
+
+def test_the_form_offers_user_id_type_as_a_select_of_int_and_str():
+    from airflow.providers_manager import ProvidersManager
+
+    from airflow_provider_rtcim.get_provider_info import get_provider_info
+
+    (conn,) = get_provider_info()["connection-types"]
+    schema = conn["conn-fields"]["user_id_type"]["schema"]
+    # An enum renders as a select in the 3.3 UI; None lets a saved, empty field be null.
+    assert schema["enum"] == ["int", "str", None] and schema["default"] == "int"
+    widget = ProvidersManager().connection_form_widgets["extra__rtcim__user_id_type"]
+    assert widget.field["value"] == "int" and widget.field["schema"]["enum"] == ["int", "str", None]
+    assert not widget.is_sensitive

@@ -149,7 +149,9 @@ def test_defaults_and_templated_fields():
         ({"inbox_type": "-1"}, "inbox_type", "integer"),
         ({"max_qps": -1}, "max_qps", ">= 0"),
         ({"max_qps": "fast"}, "max_qps", "number"),
-        ({"participant_user_id": "abc"}, "participant_user_id", "integer"),
+        # With no task-level user_id_type the connection decides (at the first poke): see
+        # tests/test_string_ids.py. An int task rejects "abc" at once.
+        ({"participant_user_id": "abc", "user_id_type": "int"}, "participant_user_id", "integer"),
         ({"participant_user_id": 0}, "participant_user_id", "positive"),
         ({"baseline_count": -1}, "baseline_count", ">= 0"),
         ({"baseline_count": 1.5}, "baseline_count", "integer"),

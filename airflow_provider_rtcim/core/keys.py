@@ -10,6 +10,7 @@ the *distinct* keys in source order, so mapped tasks can each take a range of on
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -19,10 +20,46 @@ from airflow_provider_rtcim.core.intset import Int64Set
 K = TypeVar("K", int, str)
 
 
-def parse_key_list(value: Any, *, field: str, validate: Callable[[Any, str], K]) -> list[K]:
+def _opaque_string_list(text: str, field: str) -> Any:
+    """A rendered string for opaque (string) ids: a list when it is written as one, else ``text``.
+
+    Text that, stripped, starts with ``[`` and ends with ``]`` must be a JSON list or the
+    Python literal of a list (what a Jinja template renders from a list of strings); it is
+    returned as that list (its items are checked as ids by the caller: an int in it is an
+    error, as in a Python list). Anything else is one id, verbatim: no comma splitting (an
+    opaque id may hold a comma) and no trimming. An id that itself looks like a list is passed
+    inside a list: ``['[x]']``.
+    """
+    stripped = text.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return text
+    try:
+        parsed = json.loads(stripped)
+    except json.JSONDecodeError:
+        try:
+            parsed = ast.literal_eval(stripped)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            parsed = None
+    if not isinstance(parsed, list):
+        raise ValueError(
+            f"{field} looks like a list but is neither a JSON list nor a list literal: {text!r} "
+            f"(to use it as one string id, pass it inside a list: [{text!r}])"
+        )
+    return parsed
+
+
+def parse_key_list(
+    value: Any, *, field: str, validate: Callable[[Any, str], K], opaque: bool = False
+) -> list[K]:
     """One key, a list of keys, or a rendered template of either (a JSON list, or comma-separated
-    integers), each checked by ``validate(value, field)``; a ``ValueError`` names the field."""
-    if isinstance(value, str):
+    integers), each checked by ``validate(value, field)``; a ``ValueError`` names the field.
+
+    ``opaque=True`` (string ids): a string is one id unless it is written as a list (a JSON
+    list, or the Python literal a template renders from a list); commas never split it.
+    """
+    if isinstance(value, str) and opaque:
+        value = _opaque_string_list(value, field)
+    elif isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
             try:
@@ -114,10 +151,13 @@ def keys_from_lines(
 ) -> Iterator[K]:
     """Keys from a text file, one a line (blank lines skipped), each checked by ``validate``;
     an error names ``source`` and the line number. ``strip=False`` keeps surrounding spaces
-    (string ids are opaque) and only drops the line ending."""
+    (string ids are opaque) and only drops the line ending. A UTF-8 byte order mark opening
+    the file is dropped (it is never part of an id)."""
     for number, raw in enumerate(lines, 1):
         line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         line = line.rstrip("\r\n")
+        if number == 1:
+            line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
         yield validate(line.strip() if strip else line, f"{source} line {number}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -84,9 +84,76 @@ def _in_range(value: int, field: str, low: int, high: int, what: str) -> int:
     return value
 
 
+USER_ID_TYPES: tuple[str, ...] = ("int", "str")
+"""The kinds of user id an app can use: ``"int"`` (int64, the default) or ``"str"`` (opaque text)."""
+DEFAULT_USER_ID_TYPE = "int"
+
+_STR_HINT = (
+    'string user ids need user_id_type="str" (set extra.user_id_type on the connection, '
+    'or pass user_id_type="str" to the task or hook call)'
+)
+
+
+def validate_user_id_type(value: Any, field: str = "user_id_type") -> str:
+    """``"int"`` or ``"str"`` (any case, surrounding spaces ignored); anything else is an error."""
+    if isinstance(value, str) and value.strip().lower() in USER_ID_TYPES:
+        return value.strip().lower()
+    raise ValueError(
+        f'{field} must be "int" or "str" ("int": int64 user ids, the default; "str": opaque string '
+        f"user ids, sent as ParticipantUserIdStr), got {value!r}"
+    )
+
+
+def validate_int_user_id(value: Any, field: str = "participant_user_id") -> int:
+    """A user id of an ``"int"`` app: a positive int64 (int or numeric string)."""
+    try:
+        number = to_int(value, field)
+    except ValueError as exc:
+        if isinstance(value, str) and value.strip():
+            raise ValueError(f"{exc}: {_STR_HINT}") from None
+        raise
+    return _in_range(number, field, 1, INT64_MAX, f"a positive integer (1..{INT64_MAX})")
+
+
+def validate_str_user_id(value: Any, field: str = "participant_user_id") -> str:
+    """A user id of a ``"str"`` app: opaque text, kept exactly as given ("007" is not 7).
+
+    Empty strings and surrounding whitespace are errors (never trimmed: " alice" and "alice"
+    would be two users); an int is an error that says what to do.
+    """
+    if isinstance(value, str):
+        if not value:
+            raise ValueError(f"{field} must be a non-empty string (user_id_type=\"str\"), got ''")
+        if value != value.strip():
+            raise ValueError(
+                f"{field} {value!r} has surrounding whitespace: string user ids are opaque and "
+                'are never trimmed (user_id_type="str"); remove it'
+            )
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f'{field} must be a string with user_id_type="str", got the integer {value}: pass it '
+            f'as a string ("{value}"), or use user_id_type="int" if this app\'s user ids are integers'
+        )
+    raise ValueError(
+        f'{field} must be a string with user_id_type="str", got {type(value).__name__} {value!r}'
+    )
+
+
+def user_id_validator(user_id_type: str) -> Callable[[Any, str], int | str]:
+    """The check for one user id of an app of ``user_id_type`` (``validate(value, field)``)."""
+    return validate_str_user_id if validate_user_id_type(user_id_type) == "str" else validate_int_user_id
+
+
 def validate_user_id(value: Any, field: str = "participant_user_id") -> int:
-    """A user id: a positive int64 (int or numeric string)."""
-    return _in_range(to_int(value, field), field, 1, INT64_MAX, f"a positive integer (1..{INT64_MAX})")
+    """A user id: a positive int64 (int or numeric string); see :func:`user_id_validator` for
+    string user ids."""
+    return validate_int_user_id(value, field)
+
+
+def check_user_id(value: Any, field: str, user_id_type: str) -> int | str:
+    """One user id checked for an app of ``user_id_type`` (``"int"`` or ``"str"``)."""
+    return user_id_validator(user_id_type)(value, field)
 
 
 def validate_conversation_short_id(value: Any, field: str = "conversation_short_id") -> int:

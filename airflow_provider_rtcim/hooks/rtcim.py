@@ -12,7 +12,9 @@ Connection type ``rtcim`` (default id ``rtcim_default``):
   URI-form connection), ``timeout`` (s, default 30), ``max_qps`` (default 95, see below;
   0 disables), ``max_retries`` (default 5), ``proxies`` (a URL for all schemes, or an
   object / JSON object of scheme -> URL), ``verify`` (bool, ``"true"``/``"false"``, or a CA
-  bundle path; it wins over ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``).
+  bundle path; it wins over ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``), ``user_id_type``
+  (``"int"``, the default, or ``"str"``: the app's user ids are opaque strings, sent as
+  ``ParticipantUserIdStr``; every method taking a user id can override it).
 
 ``max_qps`` defaults to 95, 5% under the API's limit of 100 requests per second per
 account: the API counts arrivals in a sliding second, and thread wake-up jitter bunches
@@ -67,6 +69,8 @@ from airflow_provider_rtcim.core.errors import (
 )
 from airflow_provider_rtcim.core.validation import (
     DEFAULT_REGION,
+    DEFAULT_USER_ID_TYPE,
+    check_user_id,
     parse_proxies,
     parse_verify,
     region_note,
@@ -86,6 +90,7 @@ from airflow_provider_rtcim.core.validation import (
     validate_page_size,
     validate_region,
     validate_user_id,
+    validate_user_id_type,
 )
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
 
@@ -119,6 +124,7 @@ class RtcImConnectionSettings:
     max_retries: int
     proxies: dict[str, str] | None = field(repr=False)
     verify: bool | str
+    user_id_type: str = DEFAULT_USER_ID_TYPE
 
 
 def _config_error(conn_id: str, message: str) -> RtcImApiError:
@@ -173,6 +179,12 @@ def parse_connection(
         session_token = get("session_token")
         if session_token is not None and not isinstance(session_token, str):
             raise ValueError("extra.session_token must be a string")
+        user_id_type = get("user_id_type")
+        user_id_type = (
+            DEFAULT_USER_ID_TYPE
+            if user_id_type is None
+            else validate_user_id_type(user_id_type, "extra.user_id_type")
+        )
     except ValueError as exc:
         raise _config_error(cid, str(exc)) from None
     login = (conn.login or "").strip() or None
@@ -190,6 +202,7 @@ def parse_connection(
         max_retries=max_retries,
         proxies=proxies,
         verify=verify,
+        user_id_type=user_id_type,
     )
 
 
@@ -349,6 +362,12 @@ class RtcImHook(BaseHook):
             raise _config_error(self.rtcim_conn_id, "has no AppId: set extra.app_id or pass app_id=")
         return self.settings.app_id
 
+    def resolve_user_id_type(self, user_id_type: Any = None) -> str:
+        """The call's ``user_id_type`` when given, else the connection's extra.user_id_type ("int")."""
+        if user_id_type is not None:
+            return validate_user_id_type(user_id_type, "user_id_type")
+        return self.settings.user_id_type
+
     def credentials(self) -> Credentials:
         """The signing credentials; an error naming the field when the key or secret is missing."""
         from airflow_provider_rtcim.core.signing import Credentials
@@ -495,14 +514,23 @@ class RtcImHook(BaseHook):
         inbox_type: Any,
         skip_member_count: Any,
         app_id: Any,
+        user_id_type: Any = None,
     ) -> dict[str, Any]:
-        user_id = validate_user_id(participant_user_id)
+        kind = self.resolve_user_id_type(user_id_type)
+        user_id = check_user_id(participant_user_id, "participant_user_id", kind)
         checked = {
             "DataType": validate_data_type(data_type),
             "InboxType": validate_inbox_type(inbox_type),
             "SkipMemberCount": validate_bool(skip_member_count, "skip_member_count"),
         }
-        return {"AppId": self.resolve_app_id(app_id), "ParticipantUserId": user_id, **checked}
+        # A string id goes verbatim in ParticipantUserIdStr, with ParticipantUserId 0 beside it
+        # (as the official Go SDK sends it).
+        who = (
+            {"ParticipantUserId": 0, "ParticipantUserIdStr": user_id}
+            if kind == "str"
+            else {"ParticipantUserId": user_id}
+        )
+        return {"AppId": self.resolve_app_id(app_id), **who, **checked}
 
     def get_user_conversations(
         self,
@@ -514,13 +542,16 @@ class RtcImHook(BaseHook):
         inbox_type: int = 0,
         skip_member_count: bool = False,
         app_id: int | str | None = None,
+        user_id_type: str | None = None,
     ) -> dict[str, Any]:
         """One page of ``GetUserConversations``: its ``Result`` (``ConversationInfos``, ``HasMore``,
         ``NextCursor``).
 
         ``data_type`` defaults to 1 (database, creation order: stable while paging); the
         API's own default 0 (cache, most recently active first) reorders during a listing.
-        ``app_id`` defaults to the connection's extra.app_id.
+        ``app_id`` defaults to the connection's extra.app_id. ``user_id_type`` (``"int"`` or
+        ``"str"``) defaults to the connection's extra.user_id_type (``"int"``): with ``"str"``
+        the id is sent verbatim as ``ParticipantUserIdStr`` (``ParticipantUserId`` 0).
         """
         body = self._conversations_body(
             participant_user_id,
@@ -528,6 +559,7 @@ class RtcImHook(BaseHook):
             inbox_type=inbox_type,
             skip_member_count=skip_member_count,
             app_id=app_id,
+            user_id_type=user_id_type,
         )
         cursor, limit = validate_cursor(cursor), validate_limit(limit)
         return self.fetch_page(GUC, GUC.page_body(body, cursor=cursor, limit=limit))
@@ -542,6 +574,7 @@ class RtcImHook(BaseHook):
         app_id: int | str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_pages: int = DEFAULT_MAX_PAGES,
+        user_id_type: str | None = None,
     ) -> Listing:
         """Every ``ConversationInfo`` of the user across all pages, lazily, each
         ``ConversationShortId`` once, in API order, unknown fields kept.
@@ -552,6 +585,7 @@ class RtcImHook(BaseHook):
         longer than ``max_pages`` pages, raise ``RtcImApiError`` with code
         ``PaginationAnomaly`` naming the user, the cursor and the page. ``data_type``
         defaults to 1 (database, creation order), the stable order for complete listings.
+        ``user_id_type``: as for :meth:`get_user_conversations`.
         """
         body = self._conversations_body(
             participant_user_id,
@@ -559,13 +593,16 @@ class RtcImHook(BaseHook):
             inbox_type=inbox_type,
             skip_member_count=skip_member_count,
             app_id=app_id,
+            user_id_type=user_id_type,
         )
         body[GUC.limit_field] = validate_page_size(page_size)
+        user = body.get("ParticipantUserIdStr")
+        user = body["ParticipantUserId"] if user is None else repr(user)
         return self.iter_listing(
             GUC,
             body,
             max_pages=max_pages,
-            what=f"{GUC.name} for user {body['ParticipantUserId']} (AppId {body['AppId']})",
+            what=f"{GUC.name} for user {user} (AppId {body['AppId']})",
         )
 
     def count_user_conversations(
@@ -576,10 +613,12 @@ class RtcImHook(BaseHook):
         inbox_type: int = 0,
         app_id: int | str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        user_id_type: str | None = None,
     ) -> int:
         """How many distinct conversations the user has (pages with ``SkipMemberCount=True``).
 
         ``data_type`` defaults to 1 (database, creation order), stable while paging.
+        ``user_id_type``: as for :meth:`get_user_conversations`.
         """
         return sum(
             1
@@ -591,6 +630,7 @@ class RtcImHook(BaseHook):
                 app_id=app_id,
                 page_size=DEFAULT_PAGE_SIZE,
                 max_pages=max_pages,
+                user_id_type=user_id_type,
             )
         )
 

@@ -138,7 +138,8 @@ def combine_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """One summary for a whole run from the summaries of its mapped tasks (in map order).
 
     ``paths`` lists every file, ``count`` and the key counts (``users``, ``conversations``),
-    ``pages``, ``requests`` and ``retries`` are added up, ``fetch_started_at`` is the
+    ``pages``, ``requests`` and ``retries`` are added up, ``user_id_type`` is kept when every
+    summary has the same one, ``fetch_started_at`` is the
     earliest start and ``fetch_finished_at`` the latest end. This is what a run's single
     Asset event should carry (mapped tasks must not each publish the Asset: a consumer would
     run on fragments).
@@ -150,6 +151,9 @@ def combine_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for key in ("count", "users", "conversations", "pages", "requests", "retries"):
             if key in s:
                 out[key] = out.get(key, 0) + int(s[key])
+    kinds = {s["user_id_type"] for s in items if s.get("user_id_type")}
+    if len(kinds) == 1:
+        out["user_id_type"] = kinds.pop()
     starts = [s["fetch_started_at"] for s in items if s.get("fetch_started_at")]
     ends = [s["fetch_finished_at"] for s in items if s.get("fetch_finished_at")]
     if starts:
@@ -227,6 +231,8 @@ class RtcImListingOperator(BaseOperator):
     keys_from_field: ClassVar[str]
     keys_noun: ClassVar[str]
     rows_noun: ClassVar[str]
+    asset_extra_keys: ClassVar[tuple[str, ...]] = ()
+    """Summary fields beyond the shared ones that go into the Asset event's ``extra`` too."""
 
     ui_color = "#e8f4ff"
     progress_interval: float = 10.0
@@ -304,6 +310,14 @@ class RtcImListingOperator(BaseOperator):
     def _validate_key(self, value: Any, field: str) -> Any:
         raise NotImplementedError
 
+    def _parse_keys(self, value: Any) -> list[Any]:
+        """The keys given in ``key_field`` (one, a list, or a rendered template of either)."""
+        return parse_key_list(value, field=self.key_field, validate=self._validate_key)
+
+    def _summary_extra(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Fields a subclass adds to the summary (and, for :attr:`asset_extra_keys`, the Asset event)."""
+        return {}
+
     def _read_key_file(self, path: Any) -> Iterator[Any]:
         """The keys of the file named by ``keys_from_field`` (duplicates included)."""
         raise NotImplementedError
@@ -330,7 +344,7 @@ class RtcImListingOperator(BaseOperator):
         self._check_key_source(value, from_value, key_field=self.key_field, from_field=self.keys_from_field)
         key_range = parse_key_range(self.key_range)
         if value is not None:
-            keys = parse_key_list(value, field=self.key_field, validate=self._validate_key)
+            keys = self._parse_keys(value)
 
             def source() -> Iterator[Any]:
                 return iter(keys)
@@ -462,6 +476,7 @@ class RtcImListingOperator(BaseOperator):
             "paths": [str(out.target)],
             "count": sink.count,
             self.keys_noun: keys.count,
+            **self._summary_extra(request),
             **stats,
             "fetch_started_at": started,
             "fetch_finished_at": _utcnow(),
@@ -482,7 +497,15 @@ class RtcImListingOperator(BaseOperator):
             events = context["outlet_events"]
         except KeyError:
             return
-        keys = ("path", "paths", "count", self.keys_noun, "fetch_started_at", "fetch_finished_at")
+        keys = (
+            "path",
+            "paths",
+            "count",
+            self.keys_noun,
+            *self.asset_extra_keys,
+            "fetch_started_at",
+            "fetch_finished_at",
+        )
         events[self.asset].extra.update({k: summary[k] for k in keys if k in summary})
 
     # -- fetching -----------------------------------------------------------------------------
@@ -641,8 +664,16 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
 
     Each row is the ``ConversationInfo`` exactly as the API returned it (unknown fields kept,
     int64 ids exact) plus one top-level field, ``ParticipantUserId``: the user it was listed
-    for. The row shape is the same for one user or many, in XCom or in a file, so mapped
-    tasks and batch tasks write the same schema.
+    for (``ParticipantUserIdStr``, the id exactly as given, when ``user_id_type="str"``). The
+    row shape is the same for one user or many, in XCom or in a file, so mapped tasks and
+    batch tasks write the same schema.
+
+    **String user ids.** ``user_id_type="str"`` (or the connection's ``extra.user_id_type``)
+    treats every user id as opaque text, sent verbatim as ``ParticipantUserIdStr``: "007"
+    stays "007", surrounding whitespace and empty ids are errors (never trimmed). A rendered
+    template is a list when it is written as one (a JSON list, or the list literal Jinja
+    renders from a list of strings), else one id: commas never split a string id. In a file
+    of ids only the line ending is dropped, so spaces inside a line are part of the id.
 
     **Ordering and duplicates.** ``data_type`` defaults to 1 (from the database, ordered by
     creation time): it is stable while you page. With ``DataType`` 0 (cache, most recently
@@ -667,13 +698,14 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
     publishes deletes the temporary objects of earlier tries that were killed). Rows are in a
     deterministic order (users in input order, each user's rows in API order), so a rerun
     writes the same file. The task then returns a summary ``{"path", "paths", "count",
-    "users", "pages", "requests", "retries", "fetch_started_at", "fetch_finished_at"}`` (the
+    "users", "user_id_type", "pages", "requests", "retries", "fetch_started_at",
+    "fetch_finished_at"}`` (the
     last two: when this task really started and finished fetching, UTC). Memory and open
     files stay flat, bounded by ``max_workers``: each user's rows are spooled to a local
     temporary file, closed when the user is done, and appended in input order.
 
     **Asset.** When writing a file the task declares an ``Asset`` outlet (so downstream DAGs
-    can be scheduled on it) and attaches ``{"path", "paths", "count", "users",
+    can be scheduled on it) and attaches ``{"path", "paths", "count", "users", "user_id_type",
     "fetch_started_at", "fetch_finished_at"}`` as the asset event's ``extra``. The Asset is
     ``asset`` when given (an ``Asset`` or a URI), else it is derived at DAG-parse time from
     the **un-rendered** ``output_path``: a static path is its own Asset (a local path
@@ -701,9 +733,12 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
     outlasted the hook's retries raises ``RtcImApiError``, and the task's retries apply.
 
     :param participant_user_id: a user id or a list of user ids (ints or numeric strings;
-        a rendered template of a JSON list or of comma-separated ids works too). Templated.
+        a rendered template of a JSON list or of comma-separated ids works too; with
+        ``user_id_type="str"``: strings, see *String user ids*). Templated.
     :param participant_user_ids_from: instead, the path or URL of a text file of user ids,
         one a line. Templated.
+    :param user_id_type: ``"int"`` or ``"str"``; None (default) uses the connection's
+        ``extra.user_id_type`` (``"int"`` when unset).
     :param app_id: the AppId; defaults to the connection's ``extra.app_id``. Templated.
     :param data_type: ``DataType``: 1 (default, creation order, stable), 0 (cache, recent
         first, reorders while paging), 2 (live groups the user created). Templated.
@@ -730,6 +765,7 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
     keys_from_field = "participant_user_ids_from"
     keys_noun = "users"
     rows_noun = "conversations"
+    asset_extra_keys = ("user_id_type",)
 
     template_fields: Sequence[str] = (
         "participant_user_id",
@@ -751,6 +787,7 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
         data_type: int | str = 1,
         inbox_type: int | str = 0,
         skip_member_count: bool | str = False,
+        user_id_type: str | None = None,
         **kwargs: Any,
     ) -> None:
         self._check_key_source(
@@ -765,15 +802,33 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
         self.data_type = data_type
         self.inbox_type = inbox_type
         self.skip_member_count = skip_member_count
+        self.user_id_type = None if user_id_type is None else validation.validate_user_id_type(user_id_type)
 
-    def _validate_key(self, value: Any, field: str) -> int:
-        return validation.validate_user_id(value, field)
+    def _user_id_type(self) -> str:
+        """The task's ``user_id_type``, else the connection's (``"int"`` when unset)."""
+        if self.user_id_type is not None:
+            return self.user_id_type
+        return self.hook.resolve_user_id_type()
 
-    def _read_key_file(self, path: Any) -> Iterator[int]:
+    def _validate_key(self, value: Any, field: str) -> int | str:
+        return validation.check_user_id(value, field, self._user_id_type())
+
+    def _parse_keys(self, value: Any) -> list[Any]:
+        kind = self._user_id_type()
+        return parse_key_list(
+            value,
+            field=self.key_field,
+            validate=validation.user_id_validator(kind),
+            opaque=kind == "str",
+        )
+
+    def _read_key_file(self, path: Any) -> Iterator[int | str]:
+        kind = self._user_id_type()
         return keys_from_lines(
             open_lines(path, field=self.keys_from_field),
             source=f"{self.keys_from_field} {str(path)!r}",
-            validate=validation.validate_user_id,
+            validate=validation.user_id_validator(kind),
+            strip=kind == "int",  # a string id keeps its spaces: only the line ending goes
         )
 
     def _request(self) -> dict[str, Any]:
@@ -781,10 +836,17 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
             "data_type": validation.validate_data_type(self.data_type),
             "inbox_type": validation.validate_inbox_type(self.inbox_type),
             "skip_member_count": validation.to_bool(self.skip_member_count, "skip_member_count"),
+            "user_id_type": self._user_id_type(),
         }
 
     def _describe(self, request: dict[str, Any]) -> str:
-        return f"data_type={request['data_type']}, inbox_type={request['inbox_type']}"
+        return (
+            f"data_type={request['data_type']}, inbox_type={request['inbox_type']}, "
+            f"user_id_type={request['user_id_type']}"
+        )
+
+    def _summary_extra(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"user_id_type": request["user_id_type"]}
 
     def _listing(self, hook: RtcImHook, key: Any, request: dict[str, Any]) -> Listing:
         return hook.iter_user_conversations(
@@ -795,11 +857,13 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
             app_id=request["app_id"],
             page_size=request["page_size"],
             max_pages=request["max_pages"],
+            user_id_type=request["user_id_type"],
         )
 
     def _decorate(self, row: dict[str, Any], key: Any) -> dict[str, Any]:
         row = dict(row)
-        row["ParticipantUserId"] = key
+        # The key's type says the kind: a str key was checked as a string id, an int as an int.
+        row["ParticipantUserIdStr" if isinstance(key, str) else "ParticipantUserId"] = key
         return row
 
 

@@ -19,18 +19,21 @@ from airflow.sdk.exceptions import (
 
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.validation import (
+    check_user_id,
     to_int,
     to_positive_float,
     validate_app_id,
     validate_data_type,
     validate_inbox_type,
-    validate_user_id,
+    validate_int_user_id,
+    validate_user_id_type,
 )
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImFatalError
 from airflow_provider_rtcim.triggers.rtcim import (
     DIRECTIONS,
     RtcImConversationCountTrigger,
     count_condition_met,
+    user_label,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +80,20 @@ def _validate_app_id(value: Any) -> int | None:
     return None if value is None else validate_app_id(value, "app_id")
 
 
+def _check_literal_user_id(value: Any, user_id_type: str | None) -> None:
+    """Check a plain ``participant_user_id`` in ``__init__`` as far as it can be without the connection.
+
+    With no task-level ``user_id_type`` the connection decides (read at the first poke, never
+    in ``__init__``), so only what is wrong for both kinds fails here: a non-positive int,
+    an empty string, a float, a bool, None. A non-numeric string (a string id) or an int given
+    to a "str" connection is judged at the first poke, before any request.
+    """
+    if user_id_type is not None:
+        check_user_id(value, "participant_user_id", user_id_type)
+    elif not isinstance(value, str) or not value.strip():
+        validate_int_user_id(value, "participant_user_id")
+
+
 def _validate_min_delta(value: Any) -> int:
     if isinstance(value, str) and _looks_templated(value):
         raise ValueError(f"min_delta is not templated: give an integer >= 1; got {value!r}")
@@ -94,7 +111,7 @@ def _validate_min_delta(value: Any) -> int:
 class _Arguments(NamedTuple):
     """The rendered templated fields, validated."""
 
-    participant_user_id: int
+    participant_user_id: int | str
     app_id: int | None
     baseline_count: int | None
     data_type: int
@@ -102,7 +119,7 @@ class _Arguments(NamedTuple):
 
 
 def _failure_text(user_id: Any, message: str) -> str:
-    return f"counting conversations of participant_user_id={user_id} failed: {message}"
+    return f"counting conversations of participant_user_id={user_label(user_id)} failed: {message}"
 
 
 def _failure(
@@ -178,7 +195,16 @@ class RtcImConversationCountSensor(BaseSensorOperator):
     the triggerer. A waiting sensor makes one request per page of the user's conversations
     (20 per page) every ``poke_interval``.
 
-    :param participant_user_id: the user whose conversations are counted. Templated.
+    **String user ids.** With ``user_id_type="str"`` (on the task, or the connection's
+    ``extra.user_id_type``) the id is opaque text sent verbatim as ``ParticipantUserIdStr``
+    ("007" stays "007"; surrounding whitespace is an error). Without a task-level
+    ``user_id_type`` the connection's is read at the first poke (never in ``__init__``), so a
+    string id is checked then, before any request. The trigger gets the resolved kind.
+
+    :param participant_user_id: the user whose conversations are counted (an int, or with
+        ``user_id_type="str"`` a string). Templated.
+    :param user_id_type: ``"int"`` or ``"str"``; None (default) uses the connection's
+        ``extra.user_id_type`` (``"int"`` when unset).
     :param baseline_count: the count to compare against; None (or a template rendering to
         ``"None"``/``""``) means the count at the first poke. Templated, so it can come from an
         upstream task's XCom.
@@ -220,6 +246,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         min_delta: int | str = 1,
         rtcim_conn_id: str = "rtcim_default",
         max_qps: float | str | None = None,
+        user_id_type: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -236,8 +263,9 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             validate_data_type(data_type)
         if _is_literal(inbox_type):
             validate_inbox_type(inbox_type)
+        self.user_id_type = None if user_id_type is None else validate_user_id_type(user_id_type)
         if _is_literal(participant_user_id):
-            validate_user_id(participant_user_id, "participant_user_id")
+            _check_literal_user_id(participant_user_id, self.user_id_type)
         if _is_literal(baseline_count):
             _validate_baseline(baseline_count)
         if _is_literal(app_id):
@@ -261,10 +289,21 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         return RtcImHook(rtcim_conn_id=self.rtcim_conn_id, max_qps=self.max_qps)
 
     # ------------------------------------------------------------------ arguments
-    def _resolved(self) -> _Arguments:
-        """The rendered templated fields, validated (the same checks as in ``__init__``)."""
+    def _user_id_type(self) -> str:
+        """The task's ``user_id_type``, else the connection's (``"int"`` when unset)."""
+        if self.user_id_type is not None:
+            return self.user_id_type
+        return self.hook.resolve_user_id_type()
+
+    def _resolved(self, user_id_type: str | None = None) -> _Arguments:
+        """The rendered templated fields, validated (the same checks as in ``__init__``).
+
+        ``user_id_type``: the kind to read ``participant_user_id`` as (pass
+        :meth:`_user_id_type`); None means the task's own, else ``"int"``.
+        """
+        kind = user_id_type or self.user_id_type or "int"
         return _Arguments(
-            participant_user_id=validate_user_id(self.participant_user_id, "participant_user_id"),
+            participant_user_id=check_user_id(self.participant_user_id, "participant_user_id", kind),
             app_id=_validate_app_id(self.app_id),
             baseline_count=_validate_baseline(self.baseline_count),
             data_type=validate_data_type(self.data_type),
@@ -282,13 +321,14 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         }
 
     # ------------------------------------------------------------------ counting
-    def _count(self, args: _Arguments) -> int:
+    def _count(self, args: _Arguments, user_id_type: str) -> int:
         try:
             return self.hook.count_user_conversations(
                 args.participant_user_id,
                 data_type=args.data_type,
                 inbox_type=args.inbox_type,
                 app_id=args.app_id,
+                user_id_type=user_id_type,
             )
         except RtcImError as exc:
             # Retryable: the hook already retried; the task's own retries may have a go.
@@ -326,7 +366,9 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             )
         self._baseline = count
         self.log.info(
-            "Baseline conversation count of user %s: %s (first poke)", args.participant_user_id, count
+            "Baseline conversation count of user %s: %s (first poke)",
+            user_label(args.participant_user_id),
+            count,
         )
         if store is not None:
             store.set(BASELINE_STATE_KEY, {"baseline_count": count, "identity": identity})
@@ -346,9 +388,10 @@ class RtcImConversationCountSensor(BaseSensorOperator):
             self.log.warning("Could not delete the stored baseline %r", BASELINE_STATE_KEY, exc_info=True)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        args = self._resolved()
-        user_id, explicit_baseline = args.participant_user_id, args.baseline_count
-        count = self._count(args)
+        kind = self._user_id_type()
+        args = self._resolved(kind)
+        user_id, explicit_baseline = user_label(args.participant_user_id), args.baseline_count
+        count = self._count(args, kind)
         baseline = (
             explicit_baseline if explicit_baseline is not None else self._baseline_for(context, args, count)
         )
@@ -401,7 +444,8 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         if isinstance(result, PokeReturnValue) and result.is_done:
             self.log.info("Success criteria met at the first poke; not deferring.")
             return result.xcom_value
-        args = self._resolved()
+        kind = self._user_id_type()
+        args = self._resolved(kind)
         if self._baseline is None:  # pragma: no cover - poke always sets it
             raise AirflowException("internal error: no baseline after the first poke")
         # The trigger enforces the sensor's timeout itself (end_time); the deferral timeout is a
@@ -422,6 +466,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
                 rtcim_conn_id=self.rtcim_conn_id,
                 poll_interval=self.poke_interval,
                 max_qps=self.max_qps,
+                user_id_type=kind,
             ),
             method_name="execute_complete",
             timeout=deferral_timeout,

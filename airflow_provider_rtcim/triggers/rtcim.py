@@ -29,11 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_rtcim.core.validation import validate_user_id_type
+
 if TYPE_CHECKING:
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
 DIRECTIONS: tuple[str, ...] = ("any", "increase", "decrease")
 """Allowed values of ``direction``."""
+
+
+def user_label(user_id: Any) -> str:
+    """A user id for messages: an int as it is, a string id quoted (``'007'`` is not 7)."""
+    return repr(user_id) if isinstance(user_id, str) else str(user_id)
 
 
 def count_condition_met(*, baseline_count: int, count: int, direction: str, min_delta: int) -> bool:
@@ -70,12 +77,14 @@ class RtcImConversationCountTrigger(BaseTrigger):
     :param max_qps: client-side cap on this trigger's requests per second (None: the
         connection's ``extra.max_qps`` or the hook's default 95; 0: no cap). A deferred task
         holds no pool slot, so a pool does not bound the trigger's requests: this cap does.
+    :param user_id_type: ``"int"`` (default) or ``"str"`` (``participant_user_id`` is a string
+        id, sent as ``ParticipantUserIdStr``); the sensor passes the kind it resolved.
     """
 
     def __init__(
         self,
         *,
-        participant_user_id: int,
+        participant_user_id: int | str,
         baseline_count: int,
         end_time: float,
         app_id: int | None = None,
@@ -86,6 +95,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
         rtcim_conn_id: str = "rtcim_default",
         poll_interval: float = 60.0,
         max_qps: float | None = None,
+        user_id_type: str | None = "int",
     ) -> None:
         super().__init__()
         self.participant_user_id = participant_user_id
@@ -99,6 +109,8 @@ class RtcImConversationCountTrigger(BaseTrigger):
         self.rtcim_conn_id = rtcim_conn_id
         self.poll_interval = poll_interval
         self.max_qps = max_qps
+        # None: a trigger serialized before user_id_type existed (int ids)
+        self.user_id_type = validate_user_id_type(user_id_type or "int")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and every constructor argument (JSON-able values only)."""
@@ -116,6 +128,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
                 "rtcim_conn_id": self.rtcim_conn_id,
                 "poll_interval": self.poll_interval,
                 "max_qps": self.max_qps,
+                "user_id_type": self.user_id_type,
             },
         )
 
@@ -136,6 +149,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
             data_type=self.data_type,
             inbox_type=self.inbox_type,
             app_id=self.app_id,
+            user_id_type=self.user_id_type,
         )
 
     def _error_event(self, exc: BaseException) -> TriggerEvent:
@@ -152,7 +166,10 @@ class RtcImConversationCountTrigger(BaseTrigger):
             retryable = True
             message = str(exc) or type(exc).__name__
         self.log.error(
-            "Counting conversations of user %s failed: %s", self.participant_user_id, exc, exc_info=exc
+            "Counting conversations of user %s failed: %s",
+            user_label(self.participant_user_id),
+            exc,
+            exc_info=exc,
         )
         return TriggerEvent(
             {
@@ -196,7 +213,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
                             "count": count,
                             "participant_user_id": self.participant_user_id,
                             "message": (
-                                f"Conversation count of user {self.participant_user_id} moved from "
+                                f"Conversation count of user {user_label(self.participant_user_id)} moved from "
                                 f"{self.baseline_count} to {count} (direction={self.direction}, "
                                 f"min_delta={self.min_delta})."
                             ),
@@ -212,7 +229,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
                             "count": count,
                             "participant_user_id": self.participant_user_id,
                             "message": (
-                                f"Conversation count of user {self.participant_user_id} is {count}, "
+                                f"Conversation count of user {user_label(self.participant_user_id)} is {count}, "
                                 f"baseline {self.baseline_count}: not moved by {self.min_delta} "
                                 f"(direction={self.direction}) before the sensor's timeout."
                             ),
@@ -222,7 +239,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
                 self.log.info(
                     "Conversation count of user %s is %s (baseline %s, direction=%s, min_delta=%s); "
                     "next check in %.1f s",
-                    self.participant_user_id,
+                    user_label(self.participant_user_id),
                     count,
                     self.baseline_count,
                     self.direction,
