@@ -89,7 +89,6 @@ from airflow_provider_rtcim.core.validation import (
     validate_max_pages,
     validate_page_size,
     validate_region,
-    validate_user_id,
     validate_user_id_type,
 )
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
