@@ -625,3 +625,21 @@ def test_the_docs_pages_examples_run(rtcim_emulator: Emulator, monkeypatch: pyte
     exec(compile(block, str(DOCS), "exec"), {"__name__": "docs_string_user_ids"})  # noqa: S102
     assert emu.stats["requests"] > before + 1
     assert emu.conversations("007") and emu.conversations("alice")
+
+
+@pytest.mark.rtcim_emulator(data=DATA)
+@pytest.mark.parametrize(
+    ("kind", "who"),
+    [("str", {"ParticipantUserId": 0, "ParticipantUserIdStr": "1"}), ("int", {"ParticipantUserId": 1})],
+)
+def test_the_test_button_asks_about_a_user_of_the_connections_kind(
+    rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, kind: str, who: dict[str, Any]
+) -> None:
+    _set_conn(monkeypatch, rtcim_emulator, user_id_type=kind)
+    hook = RtcImHook(**FAST)
+    bodies = _spy_bodies(hook)
+    ok, message = hook.test_connection()
+    assert ok, message
+    (body,) = bodies
+    assert {k: body[k] for k in body if k.startswith("ParticipantUserId")} == who
+    assert body["Limit"] == 1 and body["SkipMemberCount"] is True

@@ -35,10 +35,10 @@ CLIENT_RETRYABLE_CODES: frozenset[str] = frozenset(
 
 # What to do about the non-retryable API errors, keyed on ``Code`` (or its prefix before the dot).
 FIX_HINTS: dict[str, str] = {
-    "SignatureDoesNotMatch": "the Secret Access Key does not match the Access Key ID: check the connection's password",
-    "InvalidAccessKey": "the Access Key ID is unknown: check the connection's login",
+    "SignatureDoesNotMatch": "the Secret Access Key does not match the Access Key ID: check the connection's password (the Secret Access Key field)",
+    "InvalidAccessKey": "the Access Key ID is unknown: check the connection's login (the Access Key ID field)",
     "MissingSignature": "the request was not signed: check the connection's login and password",
-    "InvalidSecretToken": "the STS session token is invalid or expired: refresh extra.session_token",
+    "InvalidSecretToken": "the STS session token is invalid or expired: refresh extra.session_token (the Session Token field)",
     "InvalidTimestamp": "the request's X-Date is outside the 900 s window: fix this machine's clock (NTP)",
     "InvalidParameter.NotExistAppId": "the AppId does not exist for this account: check extra.app_id or the task's app_id",
     "InvalidParameter.IllegalAppId": "the AppId is not valid for this account: check extra.app_id or the task's app_id",

@@ -66,6 +66,7 @@ from airflow_provider_rtcim.core.errors import (
     CODE_TIMEOUT,
     CODE_TRUNCATED,
     RtcImError,
+    hint_for,
 )
 from airflow_provider_rtcim.core.validation import (
     DEFAULT_REGION,
@@ -774,18 +775,13 @@ class RtcImHook(BaseHook):
                 )
             if settings.app_id is None:
                 return False, "The connection has no AppId: set the AppId field (extra.app_id)."
-            self.client.call(
-                GET_USER_CONVERSATIONS,
-                {
-                    "AppId": settings.app_id,
-                    "ParticipantUserId": TEST_CONNECTION_USER_ID,
-                    "Cursor": 0,
-                    "Limit": 1,
-                    "DataType": 1,
-                    "SkipMemberCount": True,
-                },
-                retry=False,
+            placeholder = TEST_CONNECTION_USER_ID
+            if self.resolve_user_id_type() == "str":  # a string-id app is asked about a string user
+                placeholder = str(placeholder)  # type: ignore[assignment]
+            body = self._conversations_body(
+                placeholder, data_type=1, inbox_type=0, skip_member_count=True, app_id=settings.app_id
             )
+            self.client.call(GUC.name, GUC.page_body(body, cursor=0, limit=1), retry=False)
         except RtcImError as exc:
             return False, self._explain(exc)
         except Exception as exc:
@@ -809,35 +805,23 @@ class RtcImHook(BaseHook):
             return str(exc)
         key, endpoint, region = settings.access_key_id, settings.endpoint, settings.region
         rid = f" [RequestId {exc.request_id}]" if exc.request_id else ""
-        if code == "InvalidAccessKey":
-            return (
-                f"The Access Key ID {key!r} is unknown to {endpoint} (InvalidAccessKey): "
-                f"check the Access Key ID (login) field.{rid}"
-            )
-        if code == "SignatureDoesNotMatch":
-            note = region_note(endpoint, region, "the Region field (extra.region)")
-            if note is not None:
-                return (
-                    f"{endpoint} rejected the signature of Access Key ID {key!r} made for region "
-                    f"{region!r} (SignatureDoesNotMatch): {note}; "
-                    f"if the region is right, check the Secret Access Key (password) field.{rid}"
-                )
-            return (
-                f"The Secret Access Key does not match the Access Key ID {key!r} (SignatureDoesNotMatch "
-                f"at {endpoint}, region {region}): check the Secret Access Key (password) field.{rid}"
-            )
-        if code in ("InvalidParameter.NotExistAppId", "InvalidParameter.IllegalAppId"):
-            return (
-                f"AppId {settings.app_id} is not known to the account of Access Key ID {key!r} "
-                f"({code}): check the AppId field (extra.app_id).{rid}"
-            )
-        if code == "InvalidTimestamp":
-            return f"{endpoint} rejected the request time (InvalidTimestamp): fix this machine's clock (NTP).{rid}"
-        if code == "InvalidSecretToken":
-            return (
-                f"The session token of Access Key ID {key!r} was rejected (InvalidSecretToken): "
-                f"refresh the Session Token field (extra.session_token).{rid}"
-            )
+        # What was rejected, in the connection's own terms; what to fix comes from FIX_HINTS,
+        # the one place those hints live (the errors the hook raises carry the same ones).
+        subjects = {
+            "InvalidAccessKey": f"The Access Key ID {key!r} is unknown to {endpoint}",
+            "SignatureDoesNotMatch": f"{endpoint} rejected the signature of Access Key ID {key!r} (region {region})",
+            "InvalidParameter.NotExistAppId": f"AppId {settings.app_id} is not known to the account of Access Key ID {key!r}",
+            "InvalidParameter.IllegalAppId": f"AppId {settings.app_id} is not valid for the account of Access Key ID {key!r}",
+            "InvalidTimestamp": f"{endpoint} rejected the request time",
+            "InvalidSecretToken": f"The session token of Access Key ID {key!r} was rejected",
+        }
+        if code in subjects:
+            hint = hint_for(code)
+            if code == "SignatureDoesNotMatch":
+                note = region_note(endpoint, region, "the Region field (extra.region)")
+                if note is not None:
+                    hint = f"{note}; if the region is right, {hint}"
+            return f"{subjects[code]} ({code}): {hint}.{rid}"
         if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
             return f"Cannot reach the API: {exc.message}" + ("" if exc.message.endswith(("?", ".")) else ".")
         return f"{exc} (endpoint {endpoint}, region {region}, Access Key ID {key!r}, AppId {settings.app_id})"
