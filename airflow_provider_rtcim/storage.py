@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -204,10 +205,72 @@ def remove_stale_temps(target: ObjectStoragePath) -> None:
         log.warning("Could not look for stale temporary objects next to %s", target, exc_info=True)
 
 
+class HashingWriter:
+    """A write-only file wrapper that counts and SHA-256-hashes the bytes going through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        self.size += len(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._raw, "closed", False))
+
+    def writable(self) -> bool:
+        return True
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def file_digest(path: ObjectStoragePath) -> tuple[int, str] | None:
+    """``(size, sha256 hex)`` of the object at ``path``, streamed; None when it does not exist."""
+    if not path.fs.exists(path.path):
+        return None
+    sha = hashlib.sha256()
+    size = 0
+    with path.fs.open(path.path, "rb") as src:
+        while chunk := src.read(1024 * 1024):
+            sha.update(chunk)
+            size += len(chunk)
+    return size, sha.hexdigest()
+
+
+def read_bytes_if_exists(path: ObjectStoragePath) -> bytes | None:
+    """The bytes of the object at ``path``, or None when it does not exist."""
+    try:
+        with path.fs.open(path.path, "rb") as src:
+            return src.read()
+    except FileNotFoundError:
+        return None
+
+
+def remove_if_exists(path: ObjectStoragePath) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.fs.exists(path.path):
+            path.fs.rm(path.path)
+
+
 __all__ = [
     "AtomicFile",
+    "HashingWriter",
     "check_path",
+    "file_digest",
     "open_lines",
+    "read_bytes_if_exists",
+    "remove_if_exists",
     "remove_stale_temps",
     "to_storage_path",
     "write_atomically",
