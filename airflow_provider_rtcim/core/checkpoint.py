@@ -251,7 +251,7 @@ def shard_of(conversation_short_id: int, shard_count: int) -> int:
     which other conversations a run lists.
 
         >>> [shard_of(7205759403792793601, 4), shard_of(7205759403792793601, 1)]
-        [3, 0]
+        [2, 0]
     """
     if isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1:
         raise ValueError(f"shard_count must be an integer >= 1, got {shard_count!r}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -56,10 +55,12 @@ from airflow_provider_rtcim.storage import (
     AtomicFile,
     HashingWriter,
     check_path,
+    checkpoint_layouts,
     file_digest,
     open_lines,
     read_bytes_if_exists,
     remove_if_exists,
+    remove_stale_temps,
     to_storage_path,
     write_atomically,
 )
@@ -956,9 +957,6 @@ def _run_identity(context: Any, task_id: str) -> dict[str, Any]:
     }
 
 
-_SHARD_FILE_RE = re.compile(r"\.shard-(\d+)-of-(\d+)")
-
-
 class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOperator):
     """List the messages of one or many conversations (``GetConversationMessages``): all of them,
     or, with ``checkpoint_path``, only those sent since the last committed run.
@@ -1166,6 +1164,8 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
         elif decision.action in ("roll_back", "stale"):
             self.log.warning("Removing the pending checkpoint %s: %s", pending, decision.reason)
             remove_if_exists(pending)
+            if decision.action == "roll_back" and leftover is not None and leftover.output is not None:
+                remove_stale_temps(to_storage_path(leftover.output["path"], field="the pending output"))
         run = _run_identity(context, self.task_id)
         if checkpoint.retry_decision(committed, output_path=output, run=run):
             assert committed is not None and committed.summary is not None
@@ -1183,17 +1183,7 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
     def _check_no_other_layout(base: ObjectStoragePath, shard: tuple[int, int] | None) -> None:
         """With no checkpoint of its own, a task refuses to start over while checkpoints of
         another shard layout exist: their conversations would be exported a second time."""
-        stem, dot, ext = base.name.rpartition(".")
-        if not dot or not stem:
-            stem, ext = base.name, ""
-        pattern = f"{base.parent.path.rstrip('/')}/{stem}.shard-*-of-*" + (f".{ext}" if ext else "")
-        counts: set[int | None] = set()
-        for found in base.fs.glob(pattern):
-            match = _SHARD_FILE_RE.search(found.rsplit("/", 1)[-1][len(stem) :])
-            if match:
-                counts.add(int(match.group(2)))
-        if base.fs.exists(base.path):
-            counts.add(None)
+        counts: set[int | None] = set(checkpoint_layouts(base))
         mine = shard[1] if shard is not None else None
         others = counts - {mine}
         if others:
