@@ -294,13 +294,28 @@ def test_body_errors_and_unknown_action(rtcim_emulator: Emulator) -> None:
 
 
 def test_participant_user_id_str(rtcim_emulator: Emulator) -> None:
+    """ParticipantUserIdStr names a string user verbatim: "1000001" is not the int user 1000001."""
     emu = rtcim_emulator
     uid = emu.user_ids[0]
     body = {"AppId": emu.app_id, "ParticipantUserIdStr": str(uid), "Cursor": 0, "Limit": 5, "DataType": 1}
-    got = call(emu, body).json()["Result"]["ConversationInfos"]
-    assert [c["ConversationShortId"] for c in got] == [
-        c["ConversationShortId"] for c in emu.conversations(uid)[:5]
-    ]
+    assert call(emu, body).json()["Result"]["ConversationInfos"] == []
+    with Emulator(string_users=3) as semu:
+        assert semu.string_user_ids[:2] == ["007", "123"]
+        for sent in (
+            {"ParticipantUserIdStr": "007"},
+            {"ParticipantUserId": 0, "ParticipantUserIdStr": "007"},
+        ):
+            got = call(semu, {"AppId": semu.app_id, "Cursor": 0, "Limit": 5, "DataType": 1, **sent})
+            assert [c["ConversationShortId"] for c in got.json()["Result"]["ConversationInfos"]] == [
+                c["ConversationShortId"] for c in semu.conversations("007")[:5]
+            ]
+        seven = {"AppId": semu.app_id, "ParticipantUserIdStr": "7", "Cursor": 0, "Limit": 5}
+        assert call(semu, seven).json()["Result"]["ConversationInfos"] == []
+        # ParticipantUserId > 0 names an int user, whatever the Str field says
+        both = {**seven, "ParticipantUserId": semu.user_ids[0], "DataType": 1}
+        assert [c["ConversationShortId"] for c in call(semu, both).json()["Result"]["ConversationInfos"]] == [
+            c["ConversationShortId"] for c in semu.conversations(semu.user_ids[0])[:5]
+        ]
 
 
 # ----------------------------------------------------------------------------- signatures

@@ -2,7 +2,12 @@
 
 Prints the URL, the credentials and an ``export AIRFLOW_CONN_RTCIM_DEFAULT='...'`` line;
 ``--ready-file PATH`` gets a JSON {url, access_key_id, secret_access_key, app_id, region,
-user_ids, pid} (written atomically) once the server is listening, removed on exit.
+user_ids, string_user_ids, pid} (written atomically) once the server is listening, removed
+on exit. ``--help`` lists every option, e.g.::
+
+    python -m airflow_provider_rtcim.emulator --port 8080 --users 5 --string-users 3 \\
+        --messages 40 --participants 12 --anomaly '*=stuck_cursor' --anomaly 'str:007=empty_pages'
+
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 from collections.abc import Sequence
 
 from airflow_provider_rtcim.emulator.server import (
-    ANOMALY_KINDS,
+    ALL_ANOMALY_KINDS,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_APP_ID,
     DEFAULT_REGION,
@@ -32,14 +37,32 @@ from airflow_provider_rtcim.emulator.server import (
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m airflow_provider_rtcim.emulator",
-        description="Local emulator of the Volcengine RTC IM GetUserConversations OpenAPI.",
+        description=(
+            "Local emulator of the Volcengine RTC IM OpenAPI read actions (GetUserConversations, "
+            "ScanConversationParticipantList, GetConversationMessages, BatchGetConversations)."
+        ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = a free port)")
     p.add_argument("--users", type=int, default=3, help="generated users (default 3)")
     p.add_argument("--conversations", type=int, default=45, help="conversations per user (default 45)")
     p.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
-    p.add_argument("--data-file", help="JSON data file ({app_ids, users: {uid: [ConversationInfo]}})")
+    p.add_argument(
+        "--string-users", type=int, default=0, help='generated string users ("007", "123", ...; default 0)'
+    )
+    p.add_argument(
+        "--messages", type=int, default=None, help="messages per conversation (default: 0..12, varying)"
+    )
+    p.add_argument(
+        "--participants",
+        type=int,
+        default=None,
+        help="members per group / live group (default: 3..12 / 4..20, varying; one-to-ones have 2)",
+    )
+    p.add_argument(
+        "--data-file",
+        help="JSON data file ({app_ids, users, string_users, participants, messages}; see emulator.data)",
+    )
     p.add_argument(
         "--app-id",
         type=int,
@@ -62,10 +85,18 @@ def _parser() -> argparse.ArgumentParser:
         "--anomaly",
         action="append",
         default=[],
-        metavar="UID=KIND",
-        help=f"pagination anomaly for a user id or '*' (repeatable); kinds: {', '.join(ANOMALY_KINDS)}",
+        metavar="KEY=KIND",
+        help=(
+            "pagination anomaly for a user id, a ConversationShortId, str:<string user id> or '*' "
+            f"(repeatable); kinds: {', '.join(ALL_ANOMALY_KINDS)}"
+        ),
     )
     p.add_argument("--reorder-data-type0", action="store_true", help="DataType 0 order changes while paging")
+    p.add_argument(
+        "--participants-last-page-has-more",
+        action="store_true",
+        help="ScanConversationParticipantList's last page says HasMore true beside NextCursor -1",
+    )
     p.add_argument(
         "--no-auth",
         action="store_true",
@@ -91,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.anomaly:
         uid, sep, kind = item.partition("=")
         if not sep:
-            print(f"--anomaly {item!r}: expected UID=KIND or *=KIND", file=sys.stderr)
+            print(f"--anomaly {item!r}: expected KEY=KIND or *=KIND", file=sys.stderr)
             return 2
         anomalies[uid.strip()] = kind.strip()
     try:
@@ -101,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             users=args.users,
             conversations_per_user=args.conversations,
             seed=args.seed,
+            string_users=args.string_users,
+            messages_per_conversation=args.messages,
+            participants_per_conversation=args.participants,
             data=args.data_file,
             app_ids=args.app_ids,
             access_key_id=args.access_key_id,
@@ -116,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             retry_after=args.retry_after,
             anomalies=anomalies,
             reorder_data_type0=args.reorder_data_type0,
+            participants_last_page_has_more=args.participants_last_page_has_more,
             clock_offset=args.clock_offset,
             verify_signatures=not args.no_auth,
             verbose=args.verbose,
@@ -138,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "app_id": emu.app_id,
         "region": emu.region,
         "user_ids": emu.user_ids,
+        "string_user_ids": emu.string_user_ids,
         "pid": os.getpid(),
     }
     print(f"RTC IM emulator listening on {emu.url}")
@@ -148,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not emu.verify_signatures:
         print("  WARNING: --no-auth: signatures are NOT verified (benchmarks only)")
     print(f"  app id: {emu.app_id}   region: {emu.region}   user ids: {emu.user_ids}")
+    if emu.string_user_ids:
+        print(f"  string user ids: {emu.string_user_ids}")
     print(f"export {shlex.quote('AIRFLOW_CONN_RTCIM_DEFAULT')}={shlex.quote(emu.connection_json())}")
     sys.stdout.flush()
     if args.ready_file:

@@ -1,14 +1,12 @@
-"""The emulator's data: generated or loaded conversations, listing orders and opaque cursors.
+"""The emulator's data sets: generated (seeded) or loaded from a dict / JSON file.
 
-Pure Python, no I/O except :func:`load_data` reading a JSON file. Not thread-safe on its
-own: the server holds one lock around every :class:`ConversationStore` call.
-
-Data file / dict format (``Emulator(data=...)`` or ``--data-file``)::
+Data file / dict format (``Emulator(data=...)`` or ``--data-file``); every section but
+``users`` is optional::
 
     {
-      "app_ids": [100001],                       # optional; default: the emulator's app ids
-      "users": {
-        "1000001": [                             # user id (string or int key)
+      "app_ids": [100001],                       # default: the emulator's app ids
+      "users": {                                 # int users: keys are decimal ints
+        "1000001": [
           {"ConversationShortId": 7000000000000000001,   # required, int64
            "ConversationType": 1,                # optional (default 1)
            "CreateTime": 1700000000,             # optional (default: after the previous one)
@@ -17,31 +15,62 @@ Data file / dict format (``Emulator(data=...)`` or ``--data-file``)::
            "AppId": 100001,                      # optional (default: first app id)
            "Name": "...", "Ext": {"k": "v"}, "MemberCount": 2, ...}   # anything else kept verbatim
         ]
+      },
+      "string_users": {                          # string users: keys are taken verbatim
+        "007": [{"ConversationShortId": 7000000000000000009, "OtherUserIdStr": "alice"}]
+      },
+      "participants": {                          # members in join order, per conversation
+        "7000000000000000001": [1000001, "007", {"ParticipantUserId": 99, "Role": 2, "NickName": "管理员"}]
+      },
+      "messages": {                              # messages in IndexInConversation order
+        "7000000000000000001": [{"Sender": 1000001, "Content": "{\\"text\\":\\"你好\\"}"}, {"SenderStr": "007"}]
       }
     }
 
-Missing ``ConversationId``, ``CreatorUserId`` and ``OwnerUserId`` are filled in (the
-user id) along with their ``*Str`` twins. Unknown fields are served as given.
+Rules:
+
+- A conversation listed under several users is one record: its first occurrence gives the
+  fields, later ones only fill in missing fields; every user listing it is one of its members.
+- Missing ``ConversationId``, ``CreatorUserId`` and ``OwnerUserId`` are filled in (the
+  listing user) with their ``*Str`` twins; for a string user the numeric fields are 0 and the
+  ``*Str`` ones carry the id (``CreatorUserId: 0, CreatorUserIdStr: "007"``). Unknown fields
+  are served as given.
+- ``participants`` items: an int (int user), a str (string user, verbatim) or a participant
+  object (``ParticipantUserId`` > 0 names an int user, else ``ParticipantUserIdStr`` a string
+  user; other fields such as ``Role``, ``NickName``, ``CreateTime``, ``Marks`` are kept). Users
+  listing the conversation but not named are appended. Without a ``participants`` entry the
+  members are the listing users, the creator, the owner and the other user of a one-to-one,
+  then generated members up to ``MemberCount`` when it is given.
+- ``messages`` items: message objects; ``IndexInConversation`` (1, 2, ...) and ``MessageId``
+  are assigned, ``CreateTime`` (ms) defaults to one second after the previous message,
+  ``Sender``/``SenderStr`` to a member (a sender who is not a member joins); ``Content``
+  may be a string or any JSON value (serialized). Without a ``messages`` entry a conversation
+  gets ``messages_per_conversation`` generated messages.
+- Conversation ids are JSON object keys, so they are strings of digits there; ints work in a
+  Python dict too.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import os
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-SHORT_ID_BASE = 7_000_000_000_000_000_000
-"""Generated ``ConversationShortId`` values are ``SHORT_ID_BASE + n`` (well above 2**53)."""
-USER_ID_BASE = 1_000_000
-"""Generated participant user ids are ``USER_ID_BASE + 1``, ``+ 2``, ..."""
-BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z: generated times are fixed, not "now"
-
-LIVE_GROUP = 100
-DATA_TYPES = (0, 1, 2)
+from airflow_provider_rtcim.emulator.models import (
+    BASE_TIME,
+    LIVE_GROUP,
+    MAX_MEMBERS,
+    SHORT_ID_BASE,
+    USER_ID_BASE,
+    Backend,
+    UserKey,
+    check_user_key,
+    complete_info,
+    key_of,
+)
 
 _GROUP_NAMES = [
     "产品讨论群",
@@ -58,87 +87,191 @@ _GROUP_NAMES = [
 _LIVE_NAMES = ["直播间 🎤", "Live Q&A 🎥", "新品发布会 🚀", "音乐现场 🎸", "Coding live 💻"]
 _PEOPLE = ["张伟", "王芳", "李娜", "Alex", "María", "Søren", "小明 😀", "Zoë", "陈静", "Ivan"]
 
+STRING_USER_POOL = (
+    "007",
+    "123",
+    "alice",
+    "用户-王芳",
+    "zoë",
+    "u_8f3a",
+    "42",
+    "bob.smith@example.com",
+    "🦊fox",
+    "0123",
+    "Ωmega",
+    "user 7",
+)
+"""The first generated string user ids, in order ("007" and "123" first); then ``u_<hex>``."""
 
-def _hash64(*parts: object) -> int:
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
-
-def _add_str_twins(conv: dict[str, Any]) -> None:
-    for key in ("CreatorUserId", "OwnerUserId", "OtherUserId"):
-        if key in conv and conv[key] is not None and f"{key}Str" not in conv:
-            conv[f"{key}Str"] = str(conv[key])
-
-
-def generate(
-    *, users: int, conversations_per_user: int, seed: int, app_id: int
-) -> dict[int, list[dict[str, Any]]]:
-    """Deterministic data: ``users`` users (ids ``1000001``...), each with its own conversations.
-
-    About 1 in 9 conversations is in inbox 1 (the rest in inbox 0); types are mixed one-to-one
-    (1), group (2) and live group (100), some of which the user created (DataType 2).
-    """
-    rng = random.Random(seed)
-    out: dict[int, list[dict[str, Any]]] = {}
-    serial = 0
-    for u in range(users):
-        uid = USER_ID_BASE + u + 1
-        convs: list[dict[str, Any]] = []
-        t = BASE_TIME + rng.randrange(0, 3600)
-        for i in range(conversations_per_user):
-            serial += 1
-            t += rng.randrange(60, 86_400)
-            kind = rng.choices([1, 2, LIVE_GROUP], weights=[40, 35, 25])[0]
-            short_id = SHORT_ID_BASE + serial * 1_000 + rng.randrange(1_000)
-            inbox = 1 if i % 9 == 8 else 0
-            conv: dict[str, Any] = {
-                "AppId": app_id,
-                "ConversationShortId": short_id,
-                "ConversationType": kind,
-                "CreateTime": t,
-                "ModifyTime": t + rng.randrange(0, 60 * 86_400),
-                "InboxType": inbox,
-                "Status": 1 if rng.random() < 0.08 else 0,
-            }
-            if kind == 1:
-                other = rng.randrange(10_000_000_000, 99_999_999_999)
-                creator = rng.choice([uid, other])
-                conv.update(
-                    ConversationId=f"0:1:{min(uid, other)}:{max(uid, other)}",
-                    CreatorUserId=creator,
-                    OwnerUserId=creator,
-                    OtherUserId=other,
-                    Name=rng.choice(_PEOPLE),
-                    MemberCount=2,
-                )
-            else:
-                creator = uid if rng.random() < 0.5 else rng.randrange(10_000_000_000, 99_999_999_999)
-                owner = creator if rng.random() < 0.8 else rng.randrange(10_000_000_000, 99_999_999_999)
-                names = _LIVE_NAMES if kind == LIVE_GROUP else _GROUP_NAMES
-                conv.update(
-                    ConversationId=f"{kind}:{short_id:x}",
-                    CreatorUserId=creator,
-                    OwnerUserId=owner,
-                    Name=f"{rng.choice(names)} #{i + 1}",
-                    Description=rng.choice(["", "每周同步", "Weekly sync ✅", "公告见群文件"]),
-                    Notice=rng.choice(["", "请文明发言 🙏", "Be kind."]),
-                    AvatarUrl=f"https://example.com/avatar/{short_id}.png",
-                    MemberCount=rng.randrange(3, 500) if kind == 2 else rng.randrange(50, 100_000),
-                )
-                if kind == LIVE_GROUP:
-                    conv["OnlineCount"] = rng.randrange(0, conv["MemberCount"])
-            if rng.random() < 0.5:
-                conv["Ext"] = {"source": rng.choice(["app", "web", "小程序"]), "seq": str(i)}
-            _add_str_twins(conv)
-            convs.append(conv)
-        out[uid] = convs
+def string_user_ids(n: int, seed: int) -> list[str]:
+    """``n`` distinct opaque string ids: the pool above, then seeded ``u_<hex>`` ids."""
+    out = list(STRING_USER_POOL[:n])
+    rng = random.Random(f"string-users-{seed}")
+    taken = set(out)
+    while len(out) < n:
+        uid = f"u_{rng.getrandbits(40):010x}"
+        if uid not in taken:
+            taken.add(uid)
+            out.append(uid)
     return out
 
 
-def load_data(data: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[list[int], dict[int, list[dict]]]:
-    """Read the data format documented above from a dict or a JSON file path.
+def _count(option: int | None, aux: random.Random, low: int, high: int) -> int:
+    drawn = aux.randint(low, high)  # always drawn, so a fixed option keeps the other values
+    return drawn if option is None else option
 
-    Returns ``(app_ids, {user_id: [conversation, ...]})``; ``app_ids`` may be empty.
+
+def _generate_user(
+    backend: Backend,
+    rng: random.Random,
+    aux: random.Random,
+    uid: UserKey,
+    conversations: int,
+    serial: int,
+    app_id: int,
+    messages: int | None,
+    participants: int | None,
+) -> int:
+    """One user's conversations; returns the serial reached. For int users the ``rng`` draws
+    are exactly those of earlier releases, so ids, times, names and types stay the same."""
+    string = isinstance(uid, str)
+
+    def someone() -> UserKey:
+        n = rng.randrange(10_000_000_000, 99_999_999_999)
+        return f"u_{n:x}" if string else n
+
+    t = BASE_TIME + rng.randrange(0, 3600)
+    for i in range(conversations):
+        serial += 1
+        t += rng.randrange(60, 86_400)
+        kind = rng.choices([1, 2, LIVE_GROUP], weights=[40, 35, 25])[0]
+        short_id = SHORT_ID_BASE + serial * 1_000 + rng.randrange(1_000)
+        conv: dict[str, Any] = {
+            "AppId": app_id,
+            "ConversationShortId": short_id,
+            "ConversationType": kind,
+            "CreateTime": t,
+            "ModifyTime": t + rng.randrange(0, 60 * 86_400),
+            "InboxType": 1 if i % 9 == 8 else 0,
+            "Status": 1 if rng.random() < 0.08 else 0,
+        }
+        other: UserKey | None = None
+        if kind == 1:
+            other = someone()
+            creator = rng.choice([uid, other])
+            owner = creator
+            low, high = sorted([str(uid), str(other)]) if string else (min(uid, other), max(uid, other))  # type: ignore[type-var]
+            conv["ConversationId"] = f"0:1:{low}:{high}"
+            conv["Name"] = rng.choice(_PEOPLE)
+            rng_members = 2
+        else:
+            creator = uid if rng.random() < 0.5 else someone()
+            owner = creator if rng.random() < 0.8 else someone()
+            names = _LIVE_NAMES if kind == LIVE_GROUP else _GROUP_NAMES
+            conv["ConversationId"] = f"{kind}:{short_id:x}"
+            conv["Name"] = f"{rng.choice(names)} #{i + 1}"
+            conv["Description"] = rng.choice(["", "每周同步", "Weekly sync ✅", "公告见群文件"])
+            conv["Notice"] = rng.choice(["", "请文明发言 🙏", "Be kind."])
+            conv["AvatarUrl"] = f"https://example.com/avatar/{short_id}.png"
+            rng_members = rng.randrange(3, 500) if kind == 2 else rng.randrange(50, 100_000)
+            if kind == LIVE_GROUP:
+                rng.randrange(0, rng_members)  # the old OnlineCount draw, kept for the sequence
+        for name, key in (("CreatorUserId", creator), ("OwnerUserId", owner), ("OtherUserId", other)):
+            if key is not None:
+                conv.update({name: 0, f"{name}Str": key} if string else {name: key, f"{name}Str": str(key)})
+        core = list(dict.fromkeys([creator, owner, uid] + ([other] if other is not None else [])))
+        if kind == 1:
+            count = 2
+        elif kind == 2:
+            count = max(len(core), _count(participants, aux, 3, 12))
+        else:
+            count = max(len(core), _count(participants, aux, 4, 20))
+        conv["MemberCount"] = count
+        if kind == LIVE_GROUP:
+            conv["OnlineCount"] = aux.randint(0, count)
+        if rng.random() < 0.5:
+            conv["Ext"] = {"source": rng.choice(["app", "web", "小程序"]), "seq": str(i)}
+        n_messages = _count(messages, aux, 0, 12)
+        backend.add_record(
+            conv, [uid], core=core, fill=count - len(core), string_fill=string, messages=n_messages
+        )
+    return serial
+
+
+def generate(
+    backend: Backend,
+    *,
+    users: int,
+    conversations_per_user: int,
+    seed: int,
+    app_id: int,
+    string_users: int = 0,
+    messages_per_conversation: int | None = None,
+    participants_per_conversation: int | None = None,
+) -> None:
+    """Deterministic data: ``users`` int users (``1000001``...) then ``string_users`` string users.
+
+    Each user has ``conversations_per_user`` conversations of its own; about 1 in 9 is in
+    inbox 1, types are mixed one-to-one (1, two members), group (2) and live group (100, with
+    ``OnlineCount`` online members), some created by the user (DataType 2). ``MemberCount``
+    equals the number of members (``participants_per_conversation``, default 3..12 for groups
+    and 4..20 for live groups, never fewer than the creator, owner and user); each conversation
+    has ``messages_per_conversation`` messages (default 0..12), generated lazily.
+    """
+    rng = random.Random(seed)
+    aux = random.Random(f"aux-{seed}")
+    serial = 0
+    for u in range(users):
+        serial = _generate_user(
+            backend,
+            rng,
+            aux,
+            USER_ID_BASE + u + 1,
+            conversations_per_user,
+            serial,
+            app_id,
+            messages_per_conversation,
+            participants_per_conversation,
+        )
+    srng = random.Random(f"string-{seed}")
+    for uid in string_user_ids(string_users, seed):
+        serial = _generate_user(
+            backend,
+            srng,
+            aux,
+            uid,
+            conversations_per_user,
+            serial,
+            app_id,
+            messages_per_conversation,
+            participants_per_conversation,
+        )
+
+
+# ----------------------------------------------------------------------------- data files
+@dataclass
+class DataSet:
+    """A data file, parsed: ``users`` keys are ints (int users) or strs (string users)."""
+
+    app_ids: list[int] = field(default_factory=list)
+    users: dict[UserKey, list[dict[str, Any]]] = field(default_factory=dict)
+    participants: dict[int, list[Any]] = field(default_factory=dict)
+    messages: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _conv_id(key: Any, section: str) -> int:
+    try:
+        if isinstance(key, bool):
+            raise ValueError
+        return int(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"emulator data: {section} key {key!r} is not a ConversationShortId") from None
+
+
+def load_data(data: Mapping[str, Any] | str | os.PathLike[str]) -> DataSet:
+    """Read the format documented above from a dict or a JSON file path.
+
     Raises ``ValueError`` naming the problem when the data is malformed.
     """
     if not isinstance(data, Mapping):
@@ -146,178 +279,132 @@ def load_data(data: Mapping[str, Any] | str | os.PathLike[str]) -> tuple[list[in
             data = json.load(fh)
         if not isinstance(data, Mapping):
             raise ValueError("emulator data must be a JSON object with 'users'")
-    app_ids = [int(a) for a in data.get("app_ids", [])]
+    out = DataSet(app_ids=[int(a) for a in data.get("app_ids", [])])
     raw_users = data.get("users")
     if not isinstance(raw_users, Mapping):
         raise ValueError("emulator data needs 'users': {user_id: [ConversationInfo, ...]}")
-    users: dict[int, list[dict]] = {}
-    for key, convs in raw_users.items():
-        try:
-            uid = int(key)
-        except (TypeError, ValueError):
-            raise ValueError(f"emulator data: user id {key!r} is not an integer") from None
-        if not isinstance(convs, list):
-            raise ValueError(f"emulator data: users[{key!r}] must be a list of ConversationInfo objects")
-        users[uid] = [dict(c) for c in convs]
-    return app_ids, users
+    raw_strings = data.get("string_users", {})
+    if not isinstance(raw_strings, Mapping):
+        raise ValueError("emulator data: 'string_users' must be an object {string_user_id: [...]}")
+    for section, mapping in (("users", raw_users), ("string_users", raw_strings)):
+        for key, convs in mapping.items():
+            if section == "users":
+                try:
+                    uid: UserKey = int(key)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"emulator data: user id {key!r} is not an integer (put string users "
+                        "under 'string_users')"
+                    ) from None
+            else:
+                uid = check_user_key(str(key) if isinstance(key, str) else key, "string user id")
+                if not isinstance(uid, str):
+                    raise ValueError(f"emulator data: string_users key {key!r} must be a string")
+            if not isinstance(convs, list):
+                raise ValueError(
+                    f"emulator data: {section}[{key!r}] must be a list of ConversationInfo objects"
+                )
+            out.users[uid] = [dict(c) for c in convs]
+    for section in ("participants", "messages"):
+        raw = data.get(section, {})
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"emulator data: {section!r} must be an object {{ConversationShortId: [...]}}")
+        target = getattr(out, section)
+        for key, items in raw.items():
+            if not isinstance(items, list):
+                raise ValueError(f"emulator data: {section}[{key!r}] must be a list")
+            target[_conv_id(key, section)] = list(items)
+    return out
 
 
-# ----------------------------------------------------------------------------- cursors
-_MASK62 = (1 << 62) - 1
-_MULT = 0x2545F4914F6CDD1D & _MASK62 | 1
-_MULT_INV = pow(_MULT, -1, 1 << 62)
-_XOR = 0x1B873593_5BD1E995 & _MASK62
-_OFFSET_BITS, _PAGE_BITS, _FLAG_BITS, _CHECK_BITS = 22, 16, 2, 22
+def _participant_item(item: Any, sid: int) -> tuple[UserKey, dict[str, Any]]:
+    if isinstance(item, Mapping):
+        fields = dict(item)
+        uid = fields.pop("ParticipantUserId", None)
+        text = fields.pop("ParticipantUserIdStr", None)
+        if isinstance(uid, int) and not isinstance(uid, bool) and uid > 0:
+            return uid, fields
+        if isinstance(text, str) and text:
+            return text, fields
+        raise ValueError(f"emulator data: participants[{sid}] item {item!r} names no user")
+    return check_user_key(item, f"participants[{sid}] item"), {}
 
 
-class CursorCodec:
-    """Opaque, validated cursors: a permuted int64 packing (offset, page, flag, checksum).
-
-    The checksum binds a cursor to (user, app, data type, inbox) and a per-emulator salt,
-    so a made-up value, a plain offset or another listing's cursor is rejected.
-    """
-
-    def __init__(self, salt: int) -> None:
-        self.salt = salt
-
-    def _check(self, scope: tuple, offset: int, page: int, flag: int) -> int:
-        return _hash64(self.salt, scope, offset, page, flag) & ((1 << _CHECK_BITS) - 1)
-
-    def encode(self, scope: tuple, offset: int, page: int, flag: int = 0) -> int:
-        offset &= (1 << _OFFSET_BITS) - 1
-        page = min(page, (1 << _PAGE_BITS) - 1)
-        packed = offset
-        packed = (packed << _PAGE_BITS) | page
-        packed = (packed << _FLAG_BITS) | flag
-        packed = (packed << _CHECK_BITS) | self._check(scope, offset, page, flag)
-        value = ((packed * _MULT) & _MASK62) ^ _XOR
-        return value or 1  # never 0 (the start) and never negative
-
-    def decode(self, scope: tuple, cursor: int) -> tuple[int, int, int] | None:
-        """``(offset, page, flag)`` or None when the cursor is not one we issued for ``scope``."""
-        if cursor <= 0 or cursor > _MASK62:
-            return None
-        packed = ((cursor ^ _XOR) * _MULT_INV) & _MASK62
-        check = packed & ((1 << _CHECK_BITS) - 1)
-        packed >>= _CHECK_BITS
-        flag = packed & ((1 << _FLAG_BITS) - 1)
-        packed >>= _FLAG_BITS
-        page = packed & ((1 << _PAGE_BITS) - 1)
-        offset = packed >> _PAGE_BITS
-        if check != self._check(scope, offset, page, flag):
-            return None
-        return offset, page, flag
-
-
-# ----------------------------------------------------------------------------- the store
-def _sort_key(data_type: int):
-    if data_type == 0:
-        return lambda c: (-int(c.get("ModifyTime", 0)), -int(c["ConversationShortId"]))
-    if data_type == 2:
-        return lambda c: (-int(c.get("CreateTime", 0)), -int(c["ConversationShortId"]))
-    return lambda c: (int(c.get("CreateTime", 0)), int(c["ConversationShortId"]))
-
-
-class ConversationStore:
-    """Every user's conversations, with cached listing orders (invalidated on change)."""
-
-    def __init__(self, users: Mapping[int, Iterable[Mapping[str, Any]]], *, default_app_id: int) -> None:
-        self.default_app_id = default_app_id
-        self._users: dict[int, dict[int, dict[str, Any]]] = {}
-        self._cache: dict[tuple[int, int, int, int], list[dict[str, Any]]] = {}
-        self._next_serial = 0
-        self._clock = BASE_TIME
-        for uid, convs in users.items():
-            self._users.setdefault(int(uid), {})
-            for conv in convs:
-                self.add(int(uid), dict(conv))
-
-    # -- reading
-    @property
-    def user_ids(self) -> list[int]:
-        return list(self._users)
-
-    def listing(self, uid: int, app_id: int, data_type: int, inbox_type: int) -> list[dict[str, Any]]:
-        """The conversations ``uid`` sees, in API order (cached; do not mutate the result)."""
-        key = (uid, app_id, data_type, inbox_type)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        convs = [
-            c
-            for c in self._users.get(uid, {}).values()
-            if int(c.get("InboxType", 0)) == inbox_type and int(c.get("AppId", self.default_app_id)) == app_id
-        ]
-        if data_type == 2:
-            convs = [
-                c
-                for c in convs
-                if int(c.get("ConversationType", 0)) == LIVE_GROUP and c.get("CreatorUserId") == uid
-            ]
-        convs.sort(key=_sort_key(data_type))
-        self._cache[key] = convs
-        return convs
-
-    def get(self, uid: int, short_id: int) -> dict[str, Any] | None:
-        return self._users.get(uid, {}).get(short_id)
-
-    # -- writing
-    def _invalidate(self, uid: int) -> None:
-        for key in [k for k in self._cache if k[0] == uid]:
-            del self._cache[key]
-
-    def add(self, uid: int, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Add (or replace, same ``ConversationShortId``) one conversation; fills defaults."""
-        conv = dict(fields)
-        self._next_serial += 1
-        if conv.get("ConversationShortId") is None:
-            existing = [sid for convs in self._users.values() for sid in convs]
-            conv["ConversationShortId"] = max([SHORT_ID_BASE + 10**12, *existing]) + 1
-        short_id = conv["ConversationShortId"]
-        if isinstance(short_id, bool) or not isinstance(short_id, int):
-            raise ValueError("ConversationShortId must be an integer")
-        conv.setdefault("AppId", self.default_app_id)
-        conv.setdefault("ConversationType", 1)
-        conv.setdefault("InboxType", 0)
-        if conv.get("CreateTime") is None:
-            conv["CreateTime"] = self._clock + 1
-        conv.setdefault("ModifyTime", conv["CreateTime"])
-        self._clock = max(self._clock, int(conv["CreateTime"]), int(conv["ModifyTime"]))
-        conv.setdefault("ConversationId", str(short_id))
-        conv.setdefault("CreatorUserId", uid)
-        conv.setdefault("OwnerUserId", conv["CreatorUserId"])
-        _add_str_twins(conv)
-        self._users.setdefault(uid, {})[short_id] = conv
-        self._invalidate(uid)
-        return conv
-
-    def add_new(self, uid: int, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Add a conversation created "now": after every other one in creation and activity order."""
-        fields = dict(fields)
-        if fields.get("CreateTime") is None:
-            fields["CreateTime"] = self._clock + 1
-        fields.setdefault("ModifyTime", max(self._clock + 1, int(fields["CreateTime"])))
-        return self.add(uid, fields)
-
-    def remove(self, uid: int, short_id: int | None = None) -> dict[str, Any]:
-        """Remove one conversation (default: the user's newest by creation); KeyError if none."""
-        convs = self._users.get(uid)
-        if not convs:
-            raise KeyError(f"user {uid} has no conversations")
-        if short_id is None:
-            short_id = max(convs.values(), key=_sort_key(1))["ConversationShortId"]
-        if short_id not in convs:
-            raise KeyError(f"user {uid} has no conversation {short_id}")
-        conv = convs.pop(short_id)
-        self._invalidate(uid)
-        return conv
-
-    def touch(self, uid: int, short_id: int) -> None:
-        """Make a conversation the most recently active one (ModifyTime = now-ish, increasing)."""
-        conv = self._users[uid][short_id]
-        self._clock += 1
-        conv["ModifyTime"] = self._clock
-        self._invalidate(uid)
-
-    def snapshot(self, uid: int, app_id: int, data_type: int, inbox_type: int) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.listing(uid, app_id, data_type, inbox_type))
+def populate(
+    backend: Backend,
+    dataset: DataSet,
+    *,
+    messages_per_conversation: int | None = None,
+    participants_per_conversation: int | None = None,
+) -> None:
+    """Fill ``backend`` from a parsed data file (see the module docstring for the rules)."""
+    del participants_per_conversation  # data files say their members explicitly or by MemberCount
+    aux = random.Random("aux-data")
+    infos: dict[int, dict[str, Any]] = {}
+    listers: dict[int, list[UserKey]] = {}
+    clock = BASE_TIME
+    for uid, convs in dataset.users.items():
+        backend.users.setdefault(uid, {})
+        for raw in convs:
+            sid = raw.get("ConversationShortId")
+            if isinstance(sid, bool) or not isinstance(sid, int):
+                raise ValueError(
+                    f"emulator data: user {uid!r} has a conversation without an int ConversationShortId"
+                )
+            if sid in infos:
+                for name, value in raw.items():
+                    infos[sid].setdefault(name, value)
+                if uid not in listers[sid]:
+                    listers[sid].append(uid)
+                continue
+            info = dict(raw)
+            if info.get("CreateTime") is None:
+                info["CreateTime"] = clock + 1
+            info.setdefault("ModifyTime", info["CreateTime"])
+            clock = max(clock, int(info["CreateTime"]), int(info["ModifyTime"]))
+            complete_info(info, uid, backend.default_app_id)
+            infos[sid], listers[sid] = info, [uid]
+    unknown = sorted((set(dataset.participants) | set(dataset.messages)) - set(infos))
+    if unknown:
+        raise ValueError(f"emulator data: participants/messages for unknown conversation(s) {unknown}")
+    for sid, info in infos.items():
+        explicit: dict[UserKey, dict[str, Any]] = {}
+        if sid in dataset.participants:
+            for item in dataset.participants[sid]:
+                key, fields = _participant_item(item, sid)
+                explicit[key] = fields
+            core = list(explicit)
+            fill = 0
+        else:
+            core = [info_key for name in ("CreatorUserId", "OwnerUserId") if (info_key := key_of(info, name))]
+            core += listers[sid]
+            other = key_of(info, "OtherUserId")
+            if other is not None:
+                core.append(other)
+            core = list(dict.fromkeys(core))
+            fill = 0
+            count = info.get("MemberCount")
+            if isinstance(count, int) and not isinstance(count, bool):
+                fill = max(0, min(count, MAX_MEMBERS) - len(core))
+        core += [key for key in listers[sid] if key not in core]  # every lister is a member
+        raw_messages = dataset.messages.get(sid)
+        if raw_messages is not None:
+            for msg in raw_messages:
+                if not isinstance(msg, Mapping):
+                    raise ValueError(f"emulator data: messages[{sid}] items must be message objects")
+                sender = key_of(msg, "Sender")
+                if sender is not None and sender not in core:
+                    core.append(sender)  # a sender who is not a member joins
+            n_generated = 0
+        else:
+            n_generated = _count(messages_per_conversation, aux, 0, 12)
+        backend.add_record(
+            info,
+            listers[sid],
+            core=core,
+            fill=fill,
+            string_fill=isinstance(listers[sid][0], str),
+            messages=n_generated,
+            explicit=explicit,
+            stored_messages=raw_messages,
+        )

@@ -1,81 +1,73 @@
-"""The emulator's HTTP server and its Python API (:class:`Emulator`). See the package docstring."""
+"""The public :class:`Emulator`: options, lifecycle, the Python API, stats and admin routing.
+
+The pieces it wires together: :mod:`.models` (the data), :mod:`.data` (generation and data
+files), :mod:`.responses` (one handler per action), :mod:`.auth` (signatures),
+:mod:`.faults` (faults, anomalies, the QPS window) and :mod:`.transport` (HTTP).
+See the package docstring for the whole reference.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import hmac
+import copy
 import itertools
 import json
-import socket
-import struct
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote
 
-from airflow_provider_rtcim.core.signing import (
-    Credentials,
-    compute_signature,
-    is_signed_header,
-    parse_authorization,
-    parse_x_date,
-    sha256_hex,
+from airflow_provider_rtcim.core.signing import Credentials
+from airflow_provider_rtcim.emulator import data as _data
+from airflow_provider_rtcim.emulator.auth import SERVICE, TIMESTAMP_WINDOW, verify_request
+from airflow_provider_rtcim.emulator.cursors import CursorCodec
+from airflow_provider_rtcim.emulator.faults import (
+    ALL_ANOMALY_KINDS,
+    ANOMALY_KINDS,
+    FAULT_KINDS,
+    FAULT_STATUS,
+    MESSAGE_ANOMALY_KINDS,
+    FaultInjector,
+    QpsWindow,
+    anomaly_keys_for_config,
+    normalize_anomalies,
+    normalize_fault_kinds,
 )
-from airflow_provider_rtcim.emulator.data import (
-    _PAGE_BITS,
+from airflow_provider_rtcim.emulator.models import (
     DATA_TYPES,
-    ConversationStore,
-    CursorCodec,
+    MAX_MEMBERS,
+    MAX_MESSAGES,
+    Backend,
+    UserKey,
     _hash64,
-    generate,
-    load_data,
+    check_user_key,
 )
+from airflow_provider_rtcim.emulator.responses import ACTIONS, MAX_LIMIT, VERSION
+from airflow_provider_rtcim.emulator.transport import ApiError, Reply, Server, dumps
+
+__all__ = [
+    "ALL_ANOMALY_KINDS",
+    "ANOMALY_KINDS",
+    "DEFAULT_ACCESS_KEY_ID",
+    "DEFAULT_APP_ID",
+    "DEFAULT_REGION",
+    "DEFAULT_SECRET_ACCESS_KEY",
+    "FAULT_KINDS",
+    "MAX_LIMIT",
+    "MESSAGE_ANOMALY_KINDS",
+    "SERVICE",
+    "TIMESTAMP_WINDOW",
+    "VERSION",
+    "Emulator",
+]
 
 ACTION = "GetUserConversations"
-VERSION = "2020-12-01"
-SERVICE = "rtc"
-MAX_LIMIT = 20
-TIMESTAMP_WINDOW = 900  # seconds either side of the server clock
 
 DEFAULT_ACCESS_KEY_ID = "AKLTemulatorKey"
 DEFAULT_SECRET_ACCESS_KEY = "emulator-secret-key-0123456789"
 DEFAULT_APP_ID = 100001
 DEFAULT_REGION = "cn-north-1"
-
-FAULT_KINDS: tuple[str, ...] = (
-    "429",
-    "500",
-    "502",
-    "503",
-    "504",
-    "reset",
-    "truncate",
-    "error200",
-    "badjson",
-)
-"""Injectable faults: HTTP errors, a reset connection, a cut-short body, an Error inside a
-200, and a 200 whose body is not JSON."""
-
-ANOMALY_KINDS: tuple[str, ...] = (
-    "stuck_cursor",
-    "negative_cursor",
-    "empty_pages",
-    "repeated_page",
-    "endless_empty",
-)
-"""Pagination anomalies (per user id, or ``"*"`` for every user)."""
-
-_FAULT_STATUS = {
-    "429": (429, "FlowLimitExceeded.QPSOverLimit", "request rate exceeds the account's QPS limit"),
-    "500": (500, "InternalError", "internal error, please retry"),
-    "502": (502, "FailToConnect", "the gateway failed to connect to the backend"),
-    "503": (503, "ServiceUnavailableTemp", "service temporarily unavailable, please retry"),
-    "504": (504, "InternalServiceTimeout", "the backend timed out"),
-    "error200": (200, "InternalError", "internal error, please retry"),
-}
 
 _CONFIG_KEYS = (
     "latency",
@@ -87,178 +79,37 @@ _CONFIG_KEYS = (
     "retry_after",
     "anomalies",
     "reorder_data_type0",
+    "participants_last_page_has_more",
     "clock_offset",
     "session_token",
     "verify_signatures",
     "verbose",
 )
 
-_ENDLESS_FLAG = 2  # cursor flag of the endless_empty anomaly: (offset, page) hold a page counter
 
-
-class _ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-class _Reply:
-    """What the handler sends: ``kind`` is "normal", "reset" or "truncate"."""
-
-    __slots__ = ("body", "headers", "kind", "status")
-
-    def __init__(
-        self, status: int, body: bytes, *, kind: str = "normal", headers: dict[str, str] | None = None
-    ) -> None:
-        self.status, self.body, self.kind, self.headers = status, body, kind, headers or {}
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _normalize_fault_kinds(kinds: Iterable[str] | str | None) -> tuple[str, ...]:
-    if kinds is None:
-        return FAULT_KINDS
-    if isinstance(kinds, str):
-        kinds = [k for k in kinds.split(",") if k.strip()]
-    out = tuple(str(k).strip() for k in kinds)
-    bad = [k for k in out if k not in FAULT_KINDS]
-    if bad or not out:
-        raise ValueError(f"fault_kinds: {bad or 'empty'} not allowed; choose from {', '.join(FAULT_KINDS)}")
-    return out
-
-
-def _normalize_anomalies(anomalies: Mapping[Any, str] | None) -> dict[Any, str]:
-    out: dict[Any, str] = {}
-    for key, kind in (anomalies or {}).items():
-        if kind not in ANOMALY_KINDS:
-            raise ValueError(f"anomalies: {kind!r} is not one of {', '.join(ANOMALY_KINDS)}")
-        if key == "*":
-            out["*"] = kind
-        else:
-            try:
-                out[int(key)] = kind
-            except (TypeError, ValueError):
-                raise ValueError(f"anomalies: key {key!r} must be a user id or '*'") from None
-    return out
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
-        self.emulator = emulator
-        self.open_sockets: set[socket.socket] = set()
-        self.sockets_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address):  # type: ignore[override]
-        with self.sockets_lock:
-            self.open_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request):  # type: ignore[override]
-        with self.sockets_lock:
-            self.open_sockets.discard(request)
-        super().shutdown_request(request)
-
-    def close_all_connections(self) -> None:
-        with self.sockets_lock:
-            socks = list(self.open_sockets)
-        for sock in socks:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
-        if self.emulator.verbose:
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "rtcim-emulator"
-    sys_version = ""
-    timeout = 120  # an idle keep-alive connection is closed after this many seconds
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.emulator.verbose:
-            super().log_message(format, *args)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _dispatch(self) -> None:
-        emu = self.server.emulator
-        try:
-            body = self._read_body()
-        except (ValueError, OSError):
-            self.close_connection = True
-            return
-        parts = urlsplit(self.path)
-        if parts.path.startswith("/_emulator"):
-            status, payload = emu._handle_admin(self.command, parts.path, parts.query, body)
-            self._send(_Reply(status, _dumps(payload)))
-            return
-        reply = emu._handle_api(self.command, parts.path, parts.query, self.headers, body)
-        latency = emu.latency
-        if latency > 0:
-            time.sleep(latency)
-        self._send(reply)
-
-    def _send(self, reply: _Reply) -> None:
-        if reply.kind == "reset":
-            self.close_connection = True
-            try:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.rfile.close()
-                self.connection.close()
-            except OSError:
-                pass
-            return
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        if reply.kind == "truncate":
-            self.close_connection = True
-            self.end_headers()
-            self.wfile.write(reply.body[: len(reply.body) // 2])
-            return
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+def _count_option(name: str, value: int | None, maximum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ValueError(
+            f"{name} must be None (varies per conversation) or an int 0..{maximum}, got {value!r}"
+        )
+    return value
 
 
 class Emulator:
-    """A local, faithful stand-in for the RTC IM ``GetUserConversations`` OpenAPI.
+    """A local, faithful stand-in for the RTC IM OpenAPI's read actions (see the package docstring).
 
     Keyword-only options (all but the data and credentials can be changed later with
     :meth:`configure`):
 
     - ``host`` / ``port``: where to listen (default ``127.0.0.1`` and a free port).
-    - ``users``, ``conversations_per_user``, ``seed``: the generated data set (ids
-      ``1000001``...); ignored when ``data`` (a dict or a JSON file path) is given.
+    - ``users``, ``conversations_per_user``, ``seed``, ``string_users`` (default 0),
+      ``messages_per_conversation`` (default None: 0..12, varying), ``participants_per_conversation``
+      (default None: 3..12 for groups, 4..20 for live groups; one-to-ones always have 2):
+      the generated data set (int user ids ``1000001``..., then string users ``"007"``,
+      ``"123"``, ...); ``users``/``string_users``/``conversations_per_user`` are ignored when
+      ``data`` (a dict or a JSON file path, see :mod:`.data`) is given.
     - ``app_ids`` (default ``[100001]``; the first is :attr:`app_id`), ``access_key_id``,
       ``secret_access_key``, ``session_token`` (required as ``X-Security-Token`` when set),
       ``region``.
@@ -268,8 +119,12 @@ class Emulator:
     - ``fault_rate`` (0..1), ``fault_kinds`` (subset of :data:`FAULT_KINDS`, default all),
       ``fault_seed``, ``max_consecutive_faults`` (default 3), ``retry_after`` (seconds
       sent as ``Retry-After`` on 429s; default none).
-    - ``anomalies``: ``{user_id or "*": kind}`` with kinds from :data:`ANOMALY_KINDS`.
+    - ``anomalies``: ``{key: kind}``, kinds from :data:`ANOMALY_KINDS` and
+      :data:`MESSAGE_ANOMALY_KINDS`; a key is ``"*"``, a user id (GetUserConversations), a
+      ConversationShortId (the conversation actions) or ``"str:<id>"`` for a string user.
     - ``reorder_data_type0``: DataType-0 pages make later conversations jump to the front.
+    - ``participants_last_page_has_more``: ScanConversationParticipantList's last page says
+      ``HasMore: true`` beside its ``NextCursor: -1`` (the SDK: a negative cursor ends it).
     - ``clock_offset``: seconds added to the server clock (for ``InvalidTimestamp``).
     - ``verify_signatures`` (default True): False accepts any request, signed or not, with
       no credential, token or timestamp check. **Benchmark-only** (comparing the hook
@@ -285,6 +140,9 @@ class Emulator:
         users: int = 3,
         conversations_per_user: int = 45,
         seed: int = 0,
+        string_users: int = 0,
+        messages_per_conversation: int | None = None,
+        participants_per_conversation: int | None = None,
         data: Mapping[str, Any] | str | None = None,
         app_ids: Iterable[int] | None = None,
         access_key_id: str = DEFAULT_ACCESS_KEY_ID,
@@ -300,12 +158,17 @@ class Emulator:
         retry_after: float | None = None,
         anomalies: Mapping[Any, str] | None = None,
         reorder_data_type0: bool = False,
+        participants_last_page_has_more: bool = False,
         clock_offset: float = 0.0,
         verify_signatures: bool = True,
         verbose: bool = False,
     ) -> None:
         if users < 0 or conversations_per_user < 0:
             raise ValueError("users and conversations_per_user must be >= 0")
+        if isinstance(string_users, bool) or not isinstance(string_users, int) or string_users < 0:
+            raise ValueError(f"string_users must be an int >= 0, got {string_users!r}")
+        messages = _count_option("messages_per_conversation", messages_per_conversation, MAX_MESSAGES)
+        members = _count_option("participants_per_conversation", participants_per_conversation, MAX_MEMBERS)
         self.host = host
         self._requested_port = int(port)
         self.seed = int(seed)
@@ -313,41 +176,46 @@ class Emulator:
         self._secret_access_key = secret_access_key
         self.region = region
         self._lock = threading.Lock()
-        self._qps_lock = threading.Lock()
-        self._admitted: deque[float] = deque()
+        self._qps = QpsWindow()
         self._request_ids = itertools.count(1)
         ids = [int(a) for a in app_ids] if app_ids is not None else []
         if data is not None:
-            file_apps, user_data = load_data(data)
-            ids = ids or file_apps
-            self.app_ids = ids or [DEFAULT_APP_ID]
+            dataset = _data.load_data(data)
+            self.app_ids = ids or dataset.app_ids or [DEFAULT_APP_ID]
+            self._backend = Backend(default_app_id=self.app_ids[0], seed=self.seed)
+            _data.populate(
+                self._backend,
+                dataset,
+                messages_per_conversation=messages,
+                participants_per_conversation=members,
+            )
         else:
             self.app_ids = ids or [DEFAULT_APP_ID]
-            user_data = generate(
+            self._backend = Backend(default_app_id=self.app_ids[0], seed=self.seed)
+            _data.generate(
+                self._backend,
                 users=users,
                 conversations_per_user=conversations_per_user,
                 seed=self.seed,
                 app_id=self.app_ids[0],
+                string_users=string_users,
+                messages_per_conversation=messages,
+                participants_per_conversation=members,
             )
-        self._store = ConversationStore(user_data, default_app_id=self.app_ids[0])
         self._codec = CursorCodec(_hash64("cursor-salt", self.seed))
-        self._reorder_counts: Counter[int] = Counter()
-        self._fault_seen: Counter[tuple] = Counter()
-        self._fault_consecutive: Counter[tuple] = Counter()
-        self._server: _Server | None = None
+        self._reorder_counts: Counter[UserKey] = Counter()
+        self._faults = FaultInjector()
+        self._server: Server | None = None
         self._port: int | None = None
         self._thread: threading.Thread | None = None
         # options changeable at runtime
         self.session_token = session_token
         self.qps_limit = qps_limit
         self.latency = 0.0
-        self.fault_rate = 0.0
-        self.fault_kinds: tuple[str, ...] = FAULT_KINDS
-        self.fault_seed = 0
-        self.max_consecutive_faults = 3
         self.retry_after = retry_after
         self.anomalies: dict[Any, str] = {}
         self.reorder_data_type0 = False
+        self.participants_last_page_has_more = False
         self.clock_offset = 0.0
         self.verify_signatures = bool(verify_signatures)
         self.verbose = verbose
@@ -359,6 +227,7 @@ class Emulator:
             max_consecutive_faults=max_consecutive_faults,
             anomalies=anomalies,
             reorder_data_type0=reorder_data_type0,
+            participants_last_page_has_more=participants_last_page_has_more,
             clock_offset=clock_offset,
             qps_limit=qps_limit,
         )
@@ -369,7 +238,7 @@ class Emulator:
         """Bind and serve in a daemon thread; returns self. Idempotent."""
         if self._server is not None:
             return self
-        self._server = _Server((self.host, self._requested_port), self)
+        self._server = Server((self.host, self._requested_port), self)
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -447,6 +316,7 @@ class Emulator:
         unknown = sorted(set(options) - set(_CONFIG_KEYS))
         if unknown:
             raise ValueError(f"configure: unknown option(s) {unknown}; allowed: {', '.join(_CONFIG_KEYS)}")
+        faults = self._faults
         with self._lock:
             if "latency" in options:
                 latency = float(options["latency"] or 0)
@@ -462,26 +332,27 @@ class Emulator:
                 rate = float(options["fault_rate"] or 0)
                 if not 0 <= rate <= 1:
                     raise ValueError("fault_rate must be between 0 and 1")
-                self.fault_rate = rate
+                faults.rate = rate
             if "fault_kinds" in options:
-                self.fault_kinds = _normalize_fault_kinds(options["fault_kinds"])
+                faults.kinds = normalize_fault_kinds(options["fault_kinds"])
             if "fault_seed" in options:
-                self.fault_seed = int(options["fault_seed"] or 0)
+                faults.seed = int(options["fault_seed"] or 0)
             if "max_consecutive_faults" in options:
                 mcf = int(options["max_consecutive_faults"])
                 if mcf < 0:
                     raise ValueError("max_consecutive_faults must be >= 0")
-                self.max_consecutive_faults = mcf
+                faults.max_consecutive = mcf
             if options.keys() & {"fault_rate", "fault_kinds", "fault_seed", "max_consecutive_faults"}:
-                self._fault_seen.clear()
-                self._fault_consecutive.clear()
+                faults.reset()
             if "retry_after" in options:
                 ra = options["retry_after"]
                 self.retry_after = None if ra is None else float(ra)
             if "anomalies" in options:
-                self.anomalies = _normalize_anomalies(options["anomalies"])
+                self.anomalies = normalize_anomalies(options["anomalies"])
             if "reorder_data_type0" in options:
                 self.reorder_data_type0 = bool(options["reorder_data_type0"])
+            if "participants_last_page_has_more" in options:
+                self.participants_last_page_has_more = bool(options["participants_last_page_has_more"])
             if "clock_offset" in options:
                 self.clock_offset = float(options["clock_offset"] or 0)
             if "session_token" in options:
@@ -490,6 +361,23 @@ class Emulator:
                 self.verify_signatures = bool(options["verify_signatures"])
             if "verbose" in options:
                 self.verbose = bool(options["verbose"])
+
+    # the fault options live on the injector; these keep the public attributes
+    @property
+    def fault_rate(self) -> float:
+        return self._faults.rate
+
+    @property
+    def fault_kinds(self) -> tuple[str, ...]:
+        return self._faults.kinds
+
+    @property
+    def fault_seed(self) -> int:
+        return self._faults.seed
+
+    @property
+    def max_consecutive_faults(self) -> int:
+        return self._faults.max_consecutive
 
     @property
     def config(self) -> dict[str, Any]:
@@ -502,42 +390,167 @@ class Emulator:
             "fault_seed": self.fault_seed,
             "max_consecutive_faults": self.max_consecutive_faults,
             "retry_after": self.retry_after,
-            "anomalies": {str(k): v for k, v in self.anomalies.items()},
+            "anomalies": anomaly_keys_for_config(self.anomalies),
             "reorder_data_type0": self.reorder_data_type0,
+            "participants_last_page_has_more": self.participants_last_page_has_more,
             "clock_offset": self.clock_offset,
             "session_token_set": self.session_token is not None,
             "verify_signatures": self.verify_signatures,
             "verbose": self.verbose,
         }
 
-    # ------------------------------------------------------------------ data API
+    # ------------------------------------------------------------------ data API (ground truth)
     @property
     def user_ids(self) -> list[int]:
+        """The int users (generated ``1000001``..., or a data file's ``users``)."""
         with self._lock:
-            return self._store.user_ids
+            return self._backend.user_ids
+
+    @property
+    def string_user_ids(self) -> list[str]:
+        """The string users (``string_users=N``, or a data file's ``string_users``)."""
+        with self._lock:
+            return self._backend.string_user_ids
 
     def conversations(
-        self, user_id: int, data_type: int = 1, inbox_type: int = 0, app_id: int | None = None
+        self, user_id: int | str, data_type: int = 1, inbox_type: int = 0, app_id: int | None = None
     ) -> list[dict[str, Any]]:
-        """Ground truth: every conversation the API lists for these parameters, in API order."""
+        """Every conversation GetUserConversations lists for these parameters, in API order.
+
+        ``user_id``: an int names an int user, a str a string user (``"123"`` is not ``123``).
+        """
         if data_type not in DATA_TYPES:
             raise ValueError(f"data_type must be one of {DATA_TYPES}")
+        key = check_user_key(user_id)
         with self._lock:
-            return self._store.snapshot(int(user_id), app_id or self.app_id, data_type, int(inbox_type))
+            return self._backend.snapshot(key, app_id or self.app_id, data_type, int(inbox_type))
 
-    def add_conversation(self, user_id: int, **fields: Any) -> dict[str, Any]:
+    def conversation_ids(self, app_id: int | None = None) -> list[int]:
+        """Every conversation's ConversationShortId, sorted (of one AppId when given)."""
+        with self._lock:
+            return self._backend.conversation_ids(app_id)
+
+    def conversation(self, short_id: int) -> dict[str, Any] | None:
+        """A conversation's details (every ConversationInfo field), or None."""
+        with self._lock:
+            conv = self._backend.get(int(short_id))
+            return copy.deepcopy(conv.info) if conv is not None else None
+
+    def batch_conversations(
+        self, short_ids: Iterable[int], skip_member_count: bool = True, app_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """What BatchGetConversations returns: known, not dissolved (Status 1), in request order."""
+        with self._lock:
+            return copy.deepcopy(
+                self._backend.batch([int(s) for s in short_ids], app_id or self.app_id, skip_member_count)
+            )
+
+    def participants(self, short_id: int, reverse: bool = False) -> list[dict[str, Any]]:
+        """Every member, in ScanConversationParticipantList order (join time; ``reverse``: newest first)."""
+        with self._lock:
+            return self._backend.participants(int(short_id), reverse)
+
+    def online_participants(self, short_id: int, mark: str | None = None) -> list[dict[str, Any]]:
+        """A live group's online members (``ScanOnlineParticipant``), optionally those carrying ``mark``."""
+        with self._lock:
+            conv = self._backend.get(int(short_id))
+            if conv is None:
+                return []
+            return [self._backend.render_participant(conv, k) for k in self._backend.online_keys(conv, mark)]
+
+    def messages(self, short_id: int, reverse: bool = False) -> list[dict[str, Any]]:
+        """Every message by IndexInConversation (``reverse``: newest first). Materializes them all."""
+        with self._lock:
+            return self._backend.messages(int(short_id), reverse)
+
+    def message_count(self, short_id: int) -> int:
+        """How many messages a conversation holds (0 when unknown)."""
+        with self._lock:
+            conv = self._backend.get(int(short_id))
+            return conv.message_count if conv is not None else 0
+
+    @property
+    def data_stats(self) -> dict[str, int]:
+        """Sizes of the data model: ``conversations``, ``users``, ``string_users``, ``stored_messages``
+        (message dicts held in memory; generated ones are not) and ``materialized_members``."""
+        with self._lock:
+            b = self._backend
+            return {
+                "conversations": len(b.convs),
+                "users": len(b.user_ids),
+                "string_users": len(b.string_user_ids),
+                "stored_messages": b.stored_message_count(),
+                "materialized_members": sum(
+                    len(c.members) for c in b.convs.values() if c.members is not None
+                ),
+            }
+
+    # ------------------------------------------------------------------ data API (mutations)
+    def add_conversation(self, user_id: int | str, **fields: Any) -> dict[str, Any]:
         """Add a conversation (API field names; missing ones generated) created and active "now".
 
-        It lands last in DataType 1 and first in DataType 0. Returns a copy of what is stored.
+        It lands last in DataType 1 and first in DataType 0. Its members: the user, the creator,
+        the owner and the other user (then generated ones up to ``MemberCount`` if given); no
+        messages. With an existing ``ConversationShortId``, the user lists that conversation too
+        and ``fields`` update it. Returns a copy of what is stored.
         """
         with self._lock:
-            return dict(self._store.add_new(int(user_id), fields))
+            return copy.deepcopy(self._backend.add_conversation(check_user_key(user_id), fields))
 
-    def remove_conversation(self, user_id: int, conversation_short_id: int | None = None) -> dict[str, Any]:
-        """Remove one conversation (default: the user's newest); returns it. ``KeyError`` if absent."""
+    def remove_conversation(
+        self, user_id: int | str, conversation_short_id: int | None = None
+    ) -> dict[str, Any]:
+        """The user stops listing one conversation (default: its newest); returns it. ``KeyError`` if absent.
+
+        The conversation itself is removed with its last lister.
+        """
         with self._lock:
             sid = None if conversation_short_id is None else int(conversation_short_id)
-            return dict(self._store.remove(int(user_id), sid))
+            return copy.deepcopy(self._backend.remove_conversation(check_user_key(user_id), sid))
+
+    def add_participant(self, short_id: int, user_id: int | str, **fields: Any) -> dict[str, Any]:
+        """Add a member (joined "now", last in join order) with optional participant fields (Role,
+        NickName, Marks, ...), or update the fields of a member. A user the emulator knows also
+        lists the conversation. MemberCount follows. ``KeyError`` for an unknown conversation."""
+        with self._lock:
+            return self._backend.add_participant(int(short_id), check_user_key(user_id), fields)
+
+    def remove_participant(self, short_id: int, user_id: int | str) -> dict[str, Any]:
+        """Remove a member (who then no longer lists it); returns it. ``KeyError`` if absent."""
+        with self._lock:
+            return self._backend.remove_participant(int(short_id), check_user_key(user_id))
+
+    def add_message(
+        self, short_id: int, *, sender: int | str | None = None, content: Any = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Append a message at the next IndexInConversation with a new MessageId, sent "now" (ms).
+
+        ``sender``: a member (default: one picked deterministically); ``content``: a str sent
+        verbatim or any JSON value (serialized); ``fields``: other message fields (MsgType, Ext,
+        RefMsgInfo, ...). ``KeyError`` if the conversation does not exist, ``ValueError`` if the
+        sender is not a member.
+        """
+        with self._lock:
+            sid = int(short_id)
+            conv = self._backend.get(sid)
+            if conv is None:
+                raise KeyError(f"no conversation {sid}")
+            if sender is not None and not self._backend.is_member(conv, check_user_key(sender, "sender")):
+                raise ValueError(
+                    f"sender {sender!r} is not a member of conversation {sid}: add_participant first"
+                )
+            return self._backend.add_message(sid, sender=sender, content=content, fields=fields)
+
+    def add_messages(self, short_id: int, n: int) -> list[dict[str, Any]]:
+        """Append ``n`` generated messages (senders are members); returns them."""
+        with self._lock:
+            return self._backend.add_messages(int(short_id), n)
+
+    def set_message_count(self, short_id: int, n: int) -> None:
+        """Make a conversation hold exactly ``n`` messages, generated lazily (cheap even for
+        ``n = 100_000``; messages added or loaded before are dropped)."""
+        with self._lock:
+            self._backend.set_message_count(int(short_id), n)
 
     # ------------------------------------------------------------------ stats
     def reset_stats(self) -> None:
@@ -546,6 +559,7 @@ class Emulator:
                 "requests": 0,
                 "by_status": Counter(),
                 "by_code": Counter(),
+                "by_action": Counter(),
                 "throttled": 0,
                 "faults_injected": Counter(),
                 "signature_failures": 0,
@@ -555,14 +569,16 @@ class Emulator:
     @property
     def stats(self) -> dict[str, Any]:
         """A snapshot: ``requests`` (API calls), ``by_status`` ({int: n}), ``by_code`` ({Code: n}),
-        ``throttled`` (429s from the QPS limiter), ``faults_injected`` ({kind: n}),
-        ``faults_total``, ``signature_failures`` (all 401s and InvalidTimestamp), ``admin_requests``."""
+        ``by_action`` ({Action: n}, as sent), ``throttled`` (429s from the QPS limiter),
+        ``faults_injected`` ({kind: n}), ``faults_total``, ``signature_failures`` (all 401s and
+        InvalidTimestamp), ``admin_requests``."""
         with self._lock:
             s = self._stats
             return {
                 "requests": s["requests"],
                 "by_status": dict(s["by_status"]),
                 "by_code": dict(s["by_code"]),
+                "by_action": dict(s["by_action"]),
                 "throttled": s["throttled"],
                 "faults_injected": dict(s["faults_injected"]),
                 "faults_total": sum(s["faults_injected"].values()),
@@ -621,335 +637,131 @@ class Emulator:
             "Region": self.region,
         }
 
-    def _error(self, meta: dict[str, Any], status: int, code: str, message: str) -> _Reply:
+    def _error(self, meta: dict[str, Any], status: int, code: str, message: str) -> Reply:
         meta = dict(meta, Error={"Code": code, "Message": message})
         headers = {}
         if status == 429 and self.retry_after is not None:
             headers["Retry-After"] = f"{self.retry_after:g}"
         with self._lock:
             self._count(status, code)
-        return _Reply(status, _dumps({"ResponseMetadata": meta}), headers=headers)
+        return Reply(status, dumps({"ResponseMetadata": meta}), headers=headers)
 
-    def _verify(
-        self, method: str, path: str, query: list[tuple[str, str]], headers: Any, body: bytes
-    ) -> None:
-        auth = headers.get("Authorization")
-        if not auth:
-            raise _ApiError(401, "MissingSignature", "the request is not signed: no Authorization header")
-        try:
-            parsed = parse_authorization(auth)
-        except ValueError as exc:
-            raise _ApiError(401, "SignatureDoesNotMatch", f"malformed Authorization header: {exc}") from None
-        if parsed.access_key_id != self.access_key_id:
-            raise _ApiError(401, "InvalidAccessKey", "the Access Key ID does not exist")
-        x_date = headers.get("X-Date")
-        try:
-            when = parse_x_date(x_date or "")
-        except ValueError:
-            raise _ApiError(400, "InvalidTimestamp", "X-Date is missing or not YYYYMMDDTHHMMSSZ") from None
-        skew = when.timestamp() - (time.time() + self.clock_offset)
-        if abs(skew) > TIMESTAMP_WINDOW:
-            raise _ApiError(
-                400,
-                "InvalidTimestamp",
-                f"X-Date {x_date} is {skew:+.0f} s from the server clock (allowed: {TIMESTAMP_WINDOW} s)",
-            )
-        if self.session_token is not None:
-            token = headers.get("X-Security-Token")
-            if token is None or not hmac.compare_digest(token.encode(), self.session_token.encode()):
-                raise _ApiError(401, "InvalidSecretToken", "the security token is missing or invalid")
-        body_hash = sha256_hex(body)
-        sent_hash = headers.get("X-Content-Sha256")
-        if sent_hash is not None and sent_hash != body_hash:
-            raise _ApiError(401, "SignatureDoesNotMatch", "X-Content-Sha256 does not match the request body")
-        signed = self._signed_headers(parsed.signed_headers, headers)
-        signature, names, _scope = compute_signature(
-            secret_access_key=self._secret_access_key,
-            method=method,
-            path=path,
-            query=query,
-            headers=signed,
-            body_hash=body_hash,
-            x_date=x_date or "",
-            region=self.region,
-            service=SERVICE,
-        )
-        if (
-            parsed.short_date != (x_date or "")[:8]
-            or names != ";".join(parsed.signed_headers)
-            or not hmac.compare_digest(signature, parsed.signature)
-        ):
-            raise _ApiError(
-                401,
-                "SignatureDoesNotMatch",
-                "the request signature we calculated does not match the signature you provided",
-            )
+    def _ok(self, meta: dict[str, Any], result: dict[str, Any], *, counted: bool = False) -> Reply:
+        """A 200 with ``result``; ``counted``: the caller already counted it (holding the lock)."""
+        if not counted:
+            with self._lock:
+                self._count(200, None)
+        return Reply(200, dumps({"ResponseMetadata": meta, "Result": result}))
 
-    @staticmethod
-    def _signed_headers(listed: tuple[str, ...], headers: Any) -> dict[str, str]:
-        """The headers to verify, after checking that SignedHeaders covers the request.
+    def _anomaly_for(self, key: UserKey) -> str | None:
+        """The anomaly for a user (GetUserConversations) or a conversation id, else ``"*"``'s."""
+        return self.anomalies.get(key) or self.anomalies.get("*")
 
-        Like a strict gateway: SignedHeaders must name ``host`` and ``x-date`` and every
-        signable header the request carries (``Content-Type``, ``Content-Md5``, ``Host``,
-        every ``X-*``), each exactly once in the request; it must not name a header that
-        is absent or not signable. Anything else is 401 ``SignatureDoesNotMatch``.
-        """
-        present: dict[str, int] = {}
-        for name in headers:  # every field, repeats included (email.message.Message)
-            if is_signed_header(name):
-                present[name.lower()] = present.get(name.lower(), 0) + 1
-        listed_set = set(listed)
-        problems: list[str] = []
-        required = sorted(({"host", "x-date"} | set(present)) - listed_set)
-        if required:
-            problems.append("headers not in SignedHeaders: " + ", ".join(required))
-        absent = sorted(n for n in listed_set if n not in present and is_signed_header(n))
-        if absent:
-            problems.append("SignedHeaders names headers not in the request: " + ", ".join(absent))
-        unsignable = sorted(n for n in listed_set if not is_signed_header(n))
-        if unsignable:
-            problems.append(
-                "SignedHeaders names headers that are never signed: "
-                + ", ".join(unsignable)
-                + " (signed: content-type, content-md5, host, x-*)"
-            )
-        repeated = sorted(n for n, count in present.items() if count > 1)
-        if repeated:
-            problems.append("signed headers sent more than once: " + ", ".join(repeated))
-        if problems:
-            raise _ApiError(401, "SignatureDoesNotMatch", "; ".join(problems))
-        return {name: headers.get(name) for name in listed}
+    def _fault(self, meta: dict[str, Any], key: tuple, empty_result: dict[str, Any]) -> Reply | None:
+        """A fault reply for this request key and attempt, or None to serve it."""
+        if not self._faults.rate:  # no history to keep: configure() resets it when the rate changes
+            return None
+        with self._lock:
+            kind = self._faults.decide(key)
+            if kind is None:
+                return None
+            self._stats["faults_injected"][kind] += 1
+        if kind in FAULT_STATUS:
+            status, code, message = FAULT_STATUS[kind]
+            return self._error(meta, status, code, message)
+        if kind == "reset":
+            return Reply(0, b"", kind="reset")
+        if kind == "badjson":
+            with self._lock:
+                self._count(200, None)
+            return Reply(200, b"<html><body><h1>502 Bad Gateway</h1>upstream said: {</body></html>")
+        # truncate: a response whose body stops half way
+        body = dumps({"ResponseMetadata": meta, "Result": empty_result})
+        return Reply(200, body + b" " * 64, kind="truncate")
 
-    def _admit(self) -> bool:
-        limit = self.qps_limit
-        if not limit:
-            return True
-        now = time.monotonic()
-        with self._qps_lock:
-            window = self._admitted
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) >= limit:
-                return False
-            window.append(now)
-            return True
-
-    def _handle_api(self, method: str, path: str, query_string: str, headers: Any, body: bytes) -> _Reply:
+    def _handle_api(self, method: str, path: str, query_string: str, headers: Any, body: bytes) -> Reply:
         query = parse_qsl(query_string, keep_blank_values=True)
         q = dict(query)
         action, version = q.get("Action", ""), q.get("Version", "")
         meta = self._meta(action, version)
         with self._lock:
             self._stats["requests"] += 1
+            self._stats["by_action"][action] += 1
         try:
             if self.verify_signatures:
-                self._verify(method, path, query, headers, body)
-        except _ApiError as err:
+                verify_request(
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    access_key_id=self.access_key_id,
+                    secret_access_key=self._secret_access_key,
+                    region=self.region,
+                    session_token=self.session_token,
+                    clock_offset=self.clock_offset,
+                )
+        except ApiError as err:
             with self._lock:
                 self._stats["signature_failures"] += 1
             return self._error(meta, err.status, err.code, err.message)
-        if not self._admit():
+        if not self._qps.admit(self.qps_limit):
             with self._lock:
                 self._stats["throttled"] += 1
             return self._error(
                 meta, 429, "FlowLimitExceeded.QPSOverLimit", "request rate exceeds the account's QPS limit"
             )
         try:
-            if action != ACTION or version != VERSION or path not in ("/", ""):
-                raise _ApiError(
+            handler = ACTIONS.get((action, version))
+            if handler is None or path not in ("/", ""):
+                raise ApiError(
                     404, "InvalidActionOrVersion", f"unknown Action {action!r} or Version {version!r}"
                 )
             if method != "POST":
-                raise _ApiError(404, "InvalidActionOrVersion", f"{ACTION} is called with POST, not {method}")
-            params = self._parse_params(body)
-            return self._get_user_conversations(meta, params)
-        except _ApiError as err:
+                raise ApiError(404, "InvalidActionOrVersion", f"{action} is called with POST, not {method}")
+            return handler(self, meta, self._parse_body(body))
+        except ApiError as err:
             return self._error(meta, err.status, err.code, err.message)
 
     @staticmethod
-    def _parse_params(body: bytes) -> dict[str, Any]:
+    def _parse_body(body: bytes) -> dict[str, Any]:
         if not body.strip():
-            raise _ApiError(400, "InvalidParameter.BodyIsEmpty", "the request body is empty")
+            raise ApiError(400, "InvalidParameter.BodyIsEmpty", "the request body is empty")
         try:
             req = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise _ApiError(400, "InvalidParameter.Unmarshal", "the request body is not valid JSON") from None
+            raise ApiError(400, "InvalidParameter.Unmarshal", "the request body is not valid JSON") from None
         if not isinstance(req, dict):
-            raise _ApiError(400, "InvalidParameter.Unmarshal", "the request body must be a JSON object")
-
-        def integer(name: str, value: Any) -> int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise _ApiError(400, "InvalidParameter.Unmarshal", f"{name} must be an integer")
-            return value
-
-        uid_str = req.get("ParticipantUserIdStr")
-        for name in ("AppId", "ParticipantUserId", "Cursor", "Limit"):
-            if req.get(name) is None and not (name == "ParticipantUserId" and uid_str):
-                raise _ApiError(400, "MissingParameter", f"the required parameter {name} is missing")
-        app_id = integer("AppId", req["AppId"])
-        if not 0 < app_id < 2**31:
-            raise _ApiError(400, "InvalidParameter.IllegalAppId", f"AppId {app_id} is not a valid AppId")
-        if req.get("ParticipantUserId") is not None:
-            uid = integer("ParticipantUserId", req["ParticipantUserId"])
-        else:
-            if not isinstance(uid_str, str) or not uid_str.isdigit():
-                raise _ApiError(400, "InvalidParameter", "ParticipantUserIdStr must be a string of digits")
-            uid = int(uid_str)
-        cursor = integer("Cursor", req["Cursor"])
-        limit = integer("Limit", req["Limit"])
-        if not 1 <= limit <= MAX_LIMIT:
-            raise _ApiError(400, "InvalidParameter", f"Limit must be between 1 and {MAX_LIMIT}, got {limit}")
-        data_type = integer("DataType", req.get("DataType", 0) if req.get("DataType") is not None else 0)
-        if data_type not in DATA_TYPES:
-            raise _ApiError(400, "InvalidParameter", f"DataType must be 0, 1 or 2, got {data_type}")
-        inbox = req.get("InboxType")
-        inbox = 0 if inbox is None else integer("InboxType", inbox)
-        if inbox < 0:
-            raise _ApiError(400, "InvalidParameter", f"InboxType must be >= 0, got {inbox}")
-        skip = req.get("SkipMemberCount", False)
-        if skip is None:
-            skip = False
-        if not isinstance(skip, bool):
-            raise _ApiError(400, "InvalidParameter.Unmarshal", "SkipMemberCount must be true or false")
-        return {
-            "app_id": app_id,
-            "uid": uid,
-            "cursor": cursor,
-            "limit": limit,
-            "data_type": data_type,
-            "inbox": inbox,
-            "skip": skip,
-        }
-
-    def _decide_fault(self, key: tuple) -> str | None:
-        """Deterministic per request key and attempt; never more than N faults in a row. Holds the lock."""
-        seen = self._fault_seen[key]
-        self._fault_seen[key] = seen + 1
-        if self.fault_rate > 0 and self._fault_consecutive[key] < self.max_consecutive_faults:
-            u = (_hash64(self.fault_seed, "fault", key, seen) >> 11) / float(1 << 53)
-            if u < self.fault_rate:
-                kind = self.fault_kinds[_hash64(self.fault_seed, "kind", key, seen) % len(self.fault_kinds)]
-                self._fault_consecutive[key] += 1
-                self._stats["faults_injected"][kind] += 1
-                return kind
-        self._fault_consecutive.pop(key, None)
-        return None
-
-    def _fault_reply(self, meta: dict[str, Any], kind: str) -> _Reply:
-        if kind in _FAULT_STATUS:
-            status, code, message = _FAULT_STATUS[kind]
-            return self._error(meta, status, code, message)
-        if kind == "reset":
-            return _Reply(0, b"", kind="reset")
-        if kind == "badjson":
-            with self._lock:
-                self._count(200, None)
-            return _Reply(200, b"<html><body><h1>502 Bad Gateway</h1>upstream said: {</body></html>")
-        # truncate: a response whose body stops half way
-        body = _dumps({"ResponseMetadata": meta, "Result": {"ConversationInfos": [], "HasMore": False}})
-        return _Reply(200, body + b" " * 64, kind="truncate")
-
-    def _get_user_conversations(self, meta: dict[str, Any], p: dict[str, Any]) -> _Reply:
-        app_id, uid, cursor, limit = p["app_id"], p["uid"], p["cursor"], p["limit"]
-        data_type, inbox = p["data_type"], p["inbox"]
-        if app_id not in self.app_ids:
-            raise _ApiError(400, "InvalidParameter.NotExistAppId", f"AppId {app_id} does not exist")
-        scope = (uid, app_id, data_type, inbox)
-        with self._lock:
-            fault = self._decide_fault((app_id, uid, cursor, limit, data_type, inbox))
-        if fault:
-            return self._fault_reply(meta, fault)
-        with self._lock:
-            if cursor == 0:
-                offset, page, flag = 0, 0, 0
-            else:
-                decoded = self._codec.decode(scope, cursor)
-                if decoded is None:
-                    self._count(400, "InvalidParameter")
-                    return self._error_unlocked(meta, 400, "InvalidParameter", f"invalid Cursor {cursor}")
-                offset, page, flag = decoded
-            anomaly = self.anomalies.get(uid) or self.anomalies.get("*")
-            if anomaly == "endless_empty" or flag == _ENDLESS_FLAG:
-                return self._endless_empty_page(meta, scope, cursor, offset, page, flag, anomaly)
-            items = self._store.listing(*scope)
-            total = len(items)
-            if anomaly == "empty_pages" and page >= 1 and flag == 0 and offset < total:
-                chosen: list[dict[str, Any]] = []
-                has_more, next_cursor = True, self._codec.encode(scope, offset, page + 1, 1)
-            elif anomaly == "repeated_page" and page == 1 and flag == 0:
-                chosen = items[max(0, offset - limit) : offset]
-                has_more, next_cursor = True, self._codec.encode(scope, offset, page + 1, 1)
-            else:
-                chosen = items[offset : offset + limit]
-                end = offset + len(chosen)
-                has_more = end < total
-                next_cursor = self._codec.encode(scope, end, page + 1) if has_more else -1
-                if anomaly == "stuck_cursor" and page >= 1:
-                    has_more, next_cursor = True, cursor
-                elif anomaly == "negative_cursor" and has_more:
-                    next_cursor = -1
-            out = [dict(c) for c in chosen]
-            if data_type == 0 and self.reorder_data_type0 and has_more:
-                self._reorder(uid, items, offset + len(chosen))
-            self._count(200, None)
-        if p["skip"]:
-            for c in out:
-                c.pop("MemberCount", None)
-        result = {"ConversationInfos": out, "HasMore": has_more, "NextCursor": next_cursor}
-        return _Reply(200, _dumps({"ResponseMetadata": meta, "Result": result}))
-
-    def _endless_empty_page(
-        self,
-        meta: dict[str, Any],
-        scope: tuple,
-        cursor: int,
-        offset: int,
-        page: int,
-        flag: int,
-        anomaly: str | None,
-    ) -> _Reply:
-        """The ``endless_empty`` anomaly: an empty page, HasMore, a new valid cursor, forever.
-
-        The page counter n is packed into the cursor's offset and page fields with its own
-        flag, so every cursor differs and stays valid for 2**38 pages; any other cursor
-        (0, or one issued before the anomaly was set) starts the run. A cursor of that kind
-        sent with the anomaly off is invalid. Holds the lock.
-        """
-        if anomaly != "endless_empty":
-            self._count(400, "InvalidParameter")
-            return self._error_unlocked(meta, 400, "InvalidParameter", f"invalid Cursor {cursor}")
-        n = (offset << _PAGE_BITS) | page if flag == _ENDLESS_FLAG else 0
-        n += 1
-        next_cursor = self._codec.encode(scope, n >> _PAGE_BITS, n & ((1 << _PAGE_BITS) - 1), _ENDLESS_FLAG)
-        self._count(200, None)
-        result = {"ConversationInfos": [], "HasMore": True, "NextCursor": next_cursor}
-        return _Reply(200, _dumps({"ResponseMetadata": meta, "Result": result}))
-
-    def _error_unlocked(self, meta: dict[str, Any], status: int, code: str, message: str) -> _Reply:
-        meta = dict(meta, Error={"Code": code, "Message": message})
-        return _Reply(status, _dumps({"ResponseMetadata": meta}))
-
-    def _reorder(self, uid: int, items: list[dict[str, Any]], end: int) -> None:
-        """Bump up to two not-yet-listed conversations to the front of DataType 0. Holds the lock."""
-        rest = items[end:]
-        if not rest:
-            return
-        n = self._reorder_counts[uid]
-        self._reorder_counts[uid] = n + 1
-        picks = []
-        for i in range(min(2, len(rest))):
-            idx = _hash64(self.seed, "reorder", uid, n, i) % len(rest)
-            sid = rest[idx]["ConversationShortId"]
-            if sid not in picks:
-                picks.append(sid)
-        for sid in picks:
-            self._store.touch(uid, sid)
+            raise ApiError(400, "InvalidParameter.Unmarshal", "the request body must be a JSON object")
+        return req
 
     # ------------------------------------------------------------------ admin endpoints
+    def _resolve_user(
+        self, segment: str, kind: str | None, members: Iterable[UserKey] | None = None
+    ) -> UserKey:
+        """A user in an admin URL: ``?kind=str`` / ``?kind=int`` decide; otherwise a canonical
+        decimal naming a known int user is that int user, a known string user is that string
+        user, any other canonical decimal is an int user and anything else a string user."""
+        text = unquote(segment)
+        if kind == "str":
+            return text
+        if kind == "int":
+            return int(text)
+        if kind:
+            raise ValueError(f"kind must be 'int' or 'str', got {kind!r}")
+        canonical = text.lstrip("-").isdigit() and str(int(text)) == text
+        known = set(members) if members is not None else self._backend.users
+        if canonical and int(text) in known:
+            return int(text)
+        if text in known:
+            return text
+        return int(text) if canonical else text
+
     def _handle_admin(self, method: str, path: str, query_string: str, body: bytes) -> tuple[int, Any]:
         with self._lock:
             self._stats["admin_requests"] += 1
         parts = [p for p in path.split("/") if p][1:]  # drop "_emulator"
+        q = {k: v[0] for k, v in parse_qs(query_string).items()}
         try:
             payload = json.loads(body) if body.strip() else {}
         except ValueError:
@@ -961,6 +773,7 @@ class Emulator:
                     "url": self.url,
                     "app_ids": self.app_ids,
                     "user_ids": self.user_ids,
+                    "string_user_ids": self.string_user_ids,
                 }
             if parts == ["stats"] and method == "GET":
                 s = self.stats
@@ -976,12 +789,12 @@ class Emulator:
                     self.configure(**payload)
                 return 200, self.config
             if parts == ["users"]:
-                return 200, {"user_ids": self.user_ids}
+                return 200, {"user_ids": self.user_ids, "string_user_ids": self.string_user_ids}
             if len(parts) in (3, 4) and parts[0] == "users" and parts[2] == "conversations":
-                uid = int(parts[1])
+                with self._lock:
+                    uid = self._resolve_user(parts[1], q.get("kind"))
                 sid = int(parts[3]) if len(parts) == 4 else None
                 if method == "GET" and sid is None:
-                    q = {k: v[0] for k, v in parse_qs(query_string).items()}
                     return 200, {
                         "ConversationInfos": self.conversations(
                             uid,
@@ -996,8 +809,59 @@ class Emulator:
                     return 201, self.add_conversation(uid, **payload)
                 if method == "DELETE":
                     return 200, self.remove_conversation(uid, sid)
+            if parts and parts[0] == "conversations":
+                return self._admin_conversations(method, parts[1:], q, payload)
             return 404, {"error": f"no admin endpoint {method} {path}"}
         except KeyError as exc:
             return 404, {"error": str(exc.args[0]) if exc.args else "not found"}
         except (ValueError, TypeError) as exc:
             return 400, {"error": str(exc)}
+
+    def _admin_conversations(
+        self, method: str, parts: list[str], q: dict[str, str], payload: Any
+    ) -> tuple[int, Any]:
+        reverse = q.get("reverse", "0").lower() in ("1", "true")
+        if not parts and method == "GET":
+            app = int(q["app_id"]) if "app_id" in q else None
+            return 200, {"conversation_ids": self.conversation_ids(app)}
+        if not parts:
+            return 404, {"error": f"no admin endpoint {method} /_emulator/conversations"}
+        sid = int(parts[0])
+        if len(parts) == 1 and method == "GET":
+            info = self.conversation(sid)
+            return (200, info) if info is not None else (404, {"error": f"no conversation {sid}"})
+        if len(parts) >= 2 and parts[1] == "participants":
+            if len(parts) == 2 and method == "GET":
+                if self.conversation(sid) is None:
+                    raise KeyError(f"no conversation {sid}")
+                return 200, {"Participants": self.participants(sid, reverse)}
+            if len(parts) == 2 and method == "POST":
+                if not isinstance(payload, dict) or "user_id" not in payload:
+                    return 400, {"error": 'the body must be a JSON object {"user_id": ..., other fields}'}
+                fields = dict(payload)
+                return 201, self.add_participant(sid, fields.pop("user_id"), **fields)
+            if len(parts) == 3 and method == "DELETE":
+                with self._lock:
+                    conv = self._backend.get(sid)
+                    if conv is None:
+                        raise KeyError(f"no conversation {sid}")
+                    key = self._resolve_user(parts[2], q.get("kind"), self._backend.member_keys(conv))
+                return 200, self.remove_participant(sid, key)
+        if len(parts) == 2 and parts[1] == "messages":
+            if method == "GET":
+                if self.conversation(sid) is None:
+                    raise KeyError(f"no conversation {sid}")
+                return 200, {"Messages": self.messages(sid, reverse)}
+            if method == "POST":
+                if not isinstance(payload, dict):
+                    return 400, {"error": 'the body must be a JSON object of message fields, or {"count": n}'}
+                if "count" in payload:
+                    return 201, {"Messages": self.add_messages(sid, payload["count"])}
+                if "message_count" in payload:
+                    self.set_message_count(sid, payload["message_count"])
+                    return 200, {"ConversationShortId": sid, "message_count": self.message_count(sid)}
+                fields = dict(payload)
+                sender = fields.pop("sender", None)
+                content = fields.pop("content", None)
+                return 201, self.add_message(sid, sender=sender, content=content, **fields)
+        return 404, {"error": f"no admin endpoint {method} /_emulator/conversations/{'/'.join(parts)}"}
