@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import logging
 import os
@@ -204,11 +205,154 @@ def remove_stale_temps(target: ObjectStoragePath) -> None:
         log.warning("Could not look for stale temporary objects next to %s", target, exc_info=True)
 
 
+class HashingWriter:
+    """A write-only file wrapper that counts and SHA-256-hashes the bytes going through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        self.size += len(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(getattr(self._raw, "closed", False))
+
+    def writable(self) -> bool:
+        return True
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def file_digest(path: ObjectStoragePath) -> tuple[int, str] | None:
+    """``(size, sha256 hex)`` of the object at ``path``, streamed; None when it does not exist."""
+    if not path.fs.exists(path.path):
+        return None
+    sha = hashlib.sha256()
+    size = 0
+    with path.fs.open(path.path, "rb") as src:
+        while chunk := src.read(1024 * 1024):
+            sha.update(chunk)
+            size += len(chunk)
+    return size, sha.hexdigest()
+
+
+def read_bytes_if_exists(path: ObjectStoragePath) -> bytes | None:
+    """The bytes of the object at ``path``, or None when it does not exist."""
+    try:
+        with path.fs.open(path.path, "rb") as src:
+            return src.read()
+    except FileNotFoundError:
+        return None
+
+
+def remove_if_exists(path: ObjectStoragePath) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if path.fs.exists(path.path):
+            path.fs.rm(path.path)
+
+
+def checkpoint_layouts(base: ObjectStoragePath) -> dict[int | None, list[ObjectStoragePath]]:
+    """The checkpoint files beside ``base``, by shard count (None: the unsharded file itself).
+
+    A shard's file is ``base`` with ``.shard-<i>-of-<n>`` before its extension (see
+    :func:`~airflow_provider_rtcim.core.checkpoint.shard_name`).
+    """
+    stem, dot, ext = base.name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = base.name, ""
+    else:
+        ext = "." + ext
+    own = re.compile(re.escape(stem) + r"\.shard-(\d+)-of-(\d+)" + re.escape(ext))
+    parent = base.parent
+    layouts: dict[int | None, list[ObjectStoragePath]] = {}
+    for found in sorted(base.fs.glob(f"{parent.path.rstrip('/')}/{stem}.shard-*-of-*{ext}")):
+        name = found.rsplit("/", 1)[-1]
+        match = own.fullmatch(name)
+        if match:
+            layouts.setdefault(int(match.group(2)), []).append(parent / name)
+    if base.fs.exists(base.path):
+        layouts.setdefault(None, []).append(base)
+    return layouts
+
+
+def reshard_checkpoints(checkpoint_path: Any, shard_count: int | None) -> list[str]:
+    """Carry the bookmarks of one shard layout over to another: merge, split by the new count,
+    write the new files (atomically), then delete the old ones. Returns the files written.
+
+    Run it between two syncs (no sync of these checkpoints running). It refuses while a run's
+    commit is unfinished (a ``.pending`` file: run one sync with the old layout first) and
+    when several old layouts exist. Interrupted, it can simply be run again.
+    """
+    from airflow_provider_rtcim.core import checkpoint as ck
+
+    if shard_count is not None:
+        ck.check_shard(0, shard_count)
+    base = to_storage_path(checkpoint_path, field="checkpoint_path")
+    layouts = checkpoint_layouts(base)
+    new_files = layouts.pop(shard_count, [])
+    if not layouts:
+        if not new_files:
+            raise ValueError(f"no checkpoint to reshard under {base}")
+        return []  # already in that layout
+    if len(layouts) > 1:
+        raise ValueError(
+            f"{base.parent} holds checkpoints of several shard layouts ({sorted(map(str, layouts))}): "
+            "keep one set (the newest) and delete the others, then run again"
+        )
+    (old_count, old_files) = next(iter(layouts.items()))
+    for path in [*old_files, *new_files]:
+        pending = path.parent / ck.pending_name(path.name)
+        if pending.fs.exists(pending.path):
+            raise ValueError(
+                f"{pending} is an unfinished commit: run one sync with shard_count={old_count} "
+                "first (it recovers), then reshard"
+            )
+    old = [ck.loads(read_bytes_if_exists(p) or b"", where=str(p)) for p in old_files]
+    origin_gens = sorted((cp.shard_index or 0, cp.generation) for cp in old)
+    if new_files:  # a reshard that died between writing the new files and deleting the old ones
+        news = [ck.loads(read_bytes_if_exists(p) or b"", where=str(p)) for p in new_files]
+        if not all(
+            (cp.resharded_from or {}).get("generations") == [list(g) for g in origin_gens] for cp in news
+        ):
+            raise ValueError(
+                f"{base.parent} holds checkpoints for shard_count={old_count} and {shard_count}: "
+                "keep one set (the newest) and delete the other, then run again"
+            )
+    written: list[str] = []
+    for cp in ck.reshard(old, shard_count):
+        target = base.parent / ck.shard_name(
+            base.name, None if shard_count is None else (cp.shard_index or 0, shard_count)
+        )
+        write_atomically(target, ck.dumps(cp), field="checkpoint_path")
+        written.append(str(target))
+    for path in old_files:
+        remove_if_exists(path)
+    return written
+
+
 __all__ = [
     "AtomicFile",
+    "HashingWriter",
     "check_path",
+    "checkpoint_layouts",
+    "file_digest",
     "open_lines",
+    "read_bytes_if_exists",
+    "remove_if_exists",
     "remove_stale_temps",
+    "reshard_checkpoints",
     "to_storage_path",
     "write_atomically",
 ]

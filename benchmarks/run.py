@@ -42,6 +42,11 @@ BENCHMARKS = [
         "benchmarks.bench_messages",
         "messages: 200 conversations x 3 pages at 100 QPS; 100,000-message memory",
     ),
+    (
+        "8",
+        "benchmarks.bench_incremental",
+        "incremental messages: nothing new and 1% changed vs a full export, 10,000 conversations",
+    ),
 ]
 COLUMNS = ("benchmark", "measure", "value", "baseline", "ratio", "target", "met?")
 RESULTS = REPO / "benchmarks" / "results" / "latest.md"

@@ -7,16 +7,23 @@ Copy this file into your DAGs folder. Three steps, each publishing its own Asset
 2. ``plan``: the distinct ``ConversationShortId`` values of that file, cut into ``[start, stop]``
    ranges (at most ``[core] max_map_length`` of them): one small description per mapped task,
    ``{"conversations_from": file, "key_range": [start, stop]}``, never the ids themselves.
-3. ``export_members`` and ``export_messages``: one mapped task per range, each reading its range
-   of the conversations file (``conversations_from``) and writing one part file; then
-   ``publish_members`` / ``publish_messages`` emit one event each (Assets ``rtcim_members``,
+3. ``export_members``: one mapped task per range, each reading its range of the conversations
+   file (``conversations_from``) and writing one part file.
+4. ``export_messages``: **incremental** (see ``docs/incremental.md``): ``MESSAGE_SHARDS`` mapped
+   tasks, each owning the conversations whose stable hash falls in its shard and its own
+   checkpoint under ``{rtcim_checkpoint_base}/im_export/checkpoints/`` (Variable, default
+   ``{rtcim_output_base}``). Each run writes only the messages sent since the last committed run
+   (the first run: all of them), exactly once, even across killed and retried tasks. Keep the
+   checkpoint base the same every run; to start over, delete the checkpoints. Shards, not
+   ranges: a conversation must stay with its bookmark when the conversations file changes.
+5. ``publish_members`` / ``publish_messages`` emit one event each (Assets ``rtcim_members``,
    ``rtcim_messages``) naming every part (``paths``) with the run's total ``count``. Mapped tasks
    declare no Asset: a consumer would run on fragments.
 
 Every API task runs in the pool ``rtcim_api`` (4 slots x 24 QPS = 96 of the account's 100 QPS;
 see ``rtcim_sync_conversations_mapped.py``): ``airflow pools set rtcim_api 4 "RTC IM OpenAPI"``.
 Output: ``{rtcim_output_base}/im_export/synced_at=YYYYMMDDTHHMMSSZ/{conversations.jsonl.gz,
-members/part=NNNNN.jsonl.gz, messages/part=NNNNN.jsonl.gz}``. Rows are the API's items exactly as
+members/part=NNNNN.jsonl.gz, messages/shard=NNN.jsonl.gz}``. Rows are the API's items exactly as
 returned (members and messages carry ``ConversationShortId``; conversations also
 ``ParticipantUserId``, the user they were listed for). Nothing here touches a connection, a
 Variable or the network at parse time.
@@ -42,6 +49,11 @@ MESSAGES = Asset(name="rtcim_messages", uri="rtcim://im-export/messages")
 POOL = "rtcim_api"
 QPS_PER_POOL_SLOT = 24.0  # 4 slots x 24 = 96 of the API's 100 QPS per account
 CONVERSATIONS_PER_TASK = 200  # per mapped task; grown if needed to fit [core] max_map_length
+MESSAGE_SHARDS = 4  # mapped message tasks; changing it later needs `python -m airflow_provider_rtcim.reshard`
+CHECKPOINT = (
+    "{{ var.value.get('rtcim_checkpoint_base', var.value.get('rtcim_output_base', 'file:///tmp/rtcim'))"
+    ".rstrip('/') }}/im_export/checkpoints/messages.json"
+)
 RUN_DIR = (
     "{{ var.value.get('rtcim_output_base', 'file:///tmp/rtcim').rstrip('/') }}/im_export/"
     "synced_at={{ dag_run.run_after.strftime('%Y%m%dT%H%M%SZ') }}"
@@ -98,12 +110,16 @@ with DAG(
 
     messages = RtcImConversationMessagesOperator.partial(
         task_id="export_messages",
-        output_path=RUN_DIR + "/messages/part={{ '%05d' % ti.map_index }}.jsonl.gz",
+        conversations_from="{{ ti.xcom_pull(task_ids='export_conversations')['path'] }}",
+        output_path=RUN_DIR + "/messages/shard={{ '%03d' % ti.map_index }}.jsonl.gz",
+        checkpoint_path=CHECKPOINT,  # one file per shard is derived from it: messages.shard-I-of-N.json
+        shard_count=MESSAGE_SHARDS,
         asset=False,
         pool=POOL,
         max_qps=QPS_PER_POOL_SLOT,
         max_workers=8,
-    ).expand_kwargs(batches)
+    ).expand(shard_index=list(range(MESSAGE_SHARDS)))
+    conversations >> messages
 
     @task(outlets=[MEMBERS])
     def publish_members(summaries: list[dict[str, Any]], **context: Any) -> dict[str, Any]:

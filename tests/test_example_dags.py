@@ -7,6 +7,7 @@ emulator's own data.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -355,7 +356,11 @@ def test_im_export_writes_every_conversations_members_and_messages_once_per_run(
     got_members = [r for p in members["paths"] for r in _read_rows(p)]
     got_messages = [r for p in messages["paths"] for r in _read_rows(p)]
     assert got_members == [p for sid in distinct for p in emu.participants(sid)]
-    assert got_messages == [m for sid in distinct for m in emu.messages(sid)]
+    from airflow_provider_rtcim.core.checkpoint import shard_of
+
+    shards = range(4)  # MESSAGE_SHARDS: the parts are in map order, each shard's conversations in file order
+    by_shard = [sid for i in shards for sid in distinct if shard_of(sid, 4) == i]
+    assert got_messages == [m for sid in by_shard for m in emu.messages(sid)]
     assert members["count"] == len(got_members) and messages["count"] == len(got_messages)
     assert members["conversations"] == messages["conversations"] == len(distinct)
     # each step publishes its own Asset exactly once for the run
@@ -368,3 +373,15 @@ def test_im_export_writes_every_conversations_members_and_messages_once_per_run(
     ):
         events = [e for e in asset_events(Asset(name=name, uri=uri).uri) if e["source_run_id"] == run.run_id]
         assert [(e["source_task_id"], e["extra"]["count"]) for e in events] == [(source, count)], name
+
+    # the next run exports only the messages sent since (the checkpoints live under the base)
+    assert sorted(p.name for p in (tmp_path / "im_export" / "checkpoints").iterdir()) == [
+        f"messages.shard-{i}-of-4.json" for i in shards
+    ]
+    added = [m for sid in distinct[:3] for m in emu.add_messages(sid, 2)]
+    second = run_dag(dag, run_after=run.run_after + dt.timedelta(days=1))
+    assert all(state == "success" for state in task_states(second).values())
+    again = xcom_value(second, "publish_messages")
+    new_rows = [r for p in again["paths"] for r in _read_rows(p)]
+    assert sorted(r["MessageId"] for r in new_rows) == sorted(m["MessageId"] for m in added)
+    assert again["count"] == 6 and not set(again["paths"]) & set(messages["paths"])

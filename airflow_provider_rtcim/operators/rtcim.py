@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_rtcim.core import validation
+from airflow_provider_rtcim.core import checkpoint, validation
 from airflow_provider_rtcim.core.actions import (
     GET_CONVERSATION_MESSAGES,
     GET_USER_CONVERSATIONS,
@@ -51,7 +51,19 @@ from airflow_provider_rtcim.core.keys import (
 )
 from airflow_provider_rtcim.core.sink import JsonlSink, Spool, is_gzip_name, output_asset_uri
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImInvalidArgument, RtcImListingFailed
-from airflow_provider_rtcim.storage import AtomicFile, check_path, open_lines
+from airflow_provider_rtcim.storage import (
+    AtomicFile,
+    HashingWriter,
+    check_path,
+    checkpoint_layouts,
+    file_digest,
+    open_lines,
+    read_bytes_if_exists,
+    remove_if_exists,
+    remove_stale_temps,
+    to_storage_path,
+    write_atomically,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -958,8 +970,56 @@ class RtcImConversationParticipantsOperator(_ConversationKeysMixin, RtcImListing
         )
 
 
+class _AlreadyCommitted(Exception):
+    """This run's output and checkpoint are already committed (a retry): return its summary."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__("already committed")
+        self.summary = summary
+
+
+class _IncrementalRun:
+    """One incremental run's checkpoint state (see :mod:`airflow_provider_rtcim.core.checkpoint`)."""
+
+    def __init__(
+        self,
+        *,
+        target: ObjectStoragePath,
+        pending: ObjectStoragePath,
+        committed: checkpoint.Checkpoint | None,
+        app_id: int,
+        shard: tuple[int, int] | None,
+        run: dict[str, Any],
+    ) -> None:
+        self.target = target
+        self.pending = pending
+        self.app_id = app_id
+        self.shard = shard
+        self.run = run
+        self.generation = committed.generation if committed is not None else 0
+        self.bookmarks: dict[int, checkpoint.Bookmark] = dict(committed.bookmarks) if committed else {}
+        self.updates: dict[int, checkpoint.Bookmark] = {}
+        self.changed = 0
+        self.writer: HashingWriter | None = None
+
+
+def _run_identity(context: Any, task_id: str) -> dict[str, Any]:
+    """What names this task run across its tries: dag, run, task and map index (not the try)."""
+    ti = context.get("ti") if hasattr(context, "get") else None
+    dag = context.get("dag") if hasattr(context, "get") else None
+    run_id = context.get("run_id") if hasattr(context, "get") else None
+    map_index = getattr(ti, "map_index", None)
+    return {
+        "dag_id": getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None),
+        "run_id": getattr(ti, "run_id", None) or run_id,
+        "task_id": getattr(ti, "task_id", None) or task_id,
+        "map_index": map_index if isinstance(map_index, int) else -1,
+    }
+
+
 class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOperator):
-    """List every message of one or many conversations (``GetConversationMessages``).
+    """List the messages of one or many conversations (``GetConversationMessages``): all of them,
+    or, with ``checkpoint_path``, only those sent since the last committed run.
 
     Rows are the messages exactly as the API returned them (they carry
     ``ConversationShortId``; unknown fields kept, int64 ids exact, ``Content`` untouched),
@@ -969,11 +1029,45 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
     summary, ``key_range``, failures and scaling are as for
     :class:`RtcImConversationParticipantsOperator`.
 
-    :param reverse: newest first (live groups only allow this). Templated.
+    **Incremental sync** (``checkpoint_path``; see ``docs/incremental.md``). Each
+    conversation's listing starts at its committed bookmark (the ``NewCursor`` its last
+    listing ended with, and the last ``IndexInConversation`` taken: messages not past it are
+    dropped, so a cursor that restarts or repeats doubles nothing); conversations the
+    checkpoint does not know start from the beginning. The output holds exactly the messages
+    sent since the committed checkpoint, and the new checkpoint is committed together with it
+    (pending checkpoint, publish, commit): a run that fails or is killed anywhere commits
+    neither, and the next run or retry rolls a half-finished commit forward or back. A retry
+    of a run that did commit returns that run's summary and rewrites nothing. It needs
+    ``output_path`` (a new file each run: template it with ``{{ run_id }}``) and
+    ``reverse=False``. A run in which nothing changed costs one request per conversation
+    (the API's floor) and publishes an empty file. The summary and the Asset extra gain
+    ``incremental``, ``checkpoint``, ``checkpoint_generation``, ``conversations_changed``.
+
+    **Shards.** ``shard_index`` / ``shard_count`` keep only the conversations whose stable
+    hash (:func:`~airflow_provider_rtcim.core.checkpoint.shard_of`) falls in this shard, so
+    mapped tasks (``.expand(shard_index=range(N))``) can each take one shard of the same key
+    list. With a checkpoint each shard owns its own file, derived from ``checkpoint_path``
+    (``messages.json`` -> ``messages.shard-2-of-8.json``): do not template it with the map
+    index. Changing the shard count fails before any request and says how to carry the
+    bookmarks over.
+
+    :param reverse: newest first (live groups only allow this; not with a checkpoint). Templated.
+    :param checkpoint_path: where the bookmarks live: an absolute path or URL, the same every
+        run (None: list everything). Templated.
+    :param shard_index: this task's shard, 0..shard_count-1. Templated.
+    :param shard_count: how many shards the conversations are split into. Templated.
     """
 
     action = GET_CONVERSATION_MESSAGES
     rows_noun = "messages"
+    asset_extra_keys = (
+        "incremental",
+        "checkpoint",
+        "checkpoint_generation",
+        "conversations_changed",
+        "shard_index",
+        "shard_count",
+    )
 
     template_fields: Sequence[str] = (
         "conversation_short_id",
@@ -983,6 +1077,9 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
         "page_size",
         "output_path",
         "key_range",
+        "checkpoint_path",
+        "shard_index",
+        "shard_count",
     )
 
     def __init__(
@@ -991,6 +1088,9 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
         conversation_short_id: int | str | Sequence[int | str] | None = None,
         conversations_from: str | ObjectStoragePath | None = None,
         reverse: bool | str = False,
+        checkpoint_path: str | ObjectStoragePath | None = None,
+        shard_index: int | str | None = None,
+        shard_count: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         self._check_key_source(
@@ -999,22 +1099,242 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
             key_field="conversation_short_id",
             from_field="conversations_from",
         )
+        check_path(checkpoint_path, field="checkpoint_path", rendered=False)
+        if checkpoint_path is not None:
+            self._check_incremental(kwargs.get("output_path"), reverse)
         super().__init__(**kwargs)
         self.conversation_short_id = conversation_short_id
         self.conversations_from = conversations_from
         self.reverse = reverse
+        self.checkpoint_path = checkpoint_path
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self._incr: _IncrementalRun | None = None
+
+    @staticmethod
+    def _check_incremental(output_path: Any, reverse: Any) -> None:
+        if output_path is None:
+            raise ValueError(
+                "checkpoint_path needs output_path: an incremental run commits its checkpoint "
+                "together with its output file, which XCom cannot be part of. Set output_path "
+                "(a new file each run, e.g. '.../messages/{{ run_id }}.jsonl.gz')"
+            )
+        if reverse is True or (isinstance(reverse, str) and reverse.strip().lower() in ("true", "1", "yes")):
+            raise ValueError(
+                "checkpoint_path needs reverse=False: a bookmark is where the next message will "
+                "appear, and a newest-first listing never reaches it"
+            )
 
     def _request(self) -> dict[str, Any]:
-        return {"reverse": validation.to_bool(self.reverse, "reverse")}
+        shard_index, shard_count = self.shard_index, self.shard_count
+        if isinstance(shard_index, str) and not shard_index.strip():
+            shard_index = None
+        if isinstance(shard_count, str) and not shard_count.strip():
+            shard_count = None
+        shard = checkpoint.check_shard(
+            None if shard_index is None else validation.to_int(shard_index, "shard_index"),
+            None if shard_count is None else validation.to_int(shard_count, "shard_count"),
+        )
+        return {"reverse": validation.to_bool(self.reverse, "reverse"), "shard": shard}
 
     def _describe(self, request: dict[str, Any]) -> str:
-        return f"reverse={request['reverse']}"
+        text = f"reverse={request['reverse']}"
+        if request["shard"] is not None:
+            text += f", shard {request['shard'][0]} of {request['shard'][1]}"
+        if self._incr is not None:
+            text += (
+                f", incremental from {self._incr.target} (generation {self._incr.generation}, "
+                f"{len(self._incr.bookmarks)} bookmarks)"
+            )
+        return text
+
+    def _keys(self) -> _Keys:
+        keys = super()._keys()
+        shard = self._shard
+        if shard is None:
+            return keys
+        index, count = shard
+
+        def make() -> Iterator[Any]:
+            return (k for k in keys if checkpoint.shard_of(k, count) == index)
+
+        return _Keys(make, sum(1 for _ in make()), keys.duplicates)
+
+    @property
+    def _shard(self) -> tuple[int, int] | None:
+        return self._request()["shard"]
+
+    def execute(self, context: Context) -> list[dict[str, Any]] | dict[str, Any]:
+        self._incr = None
+        try:
+            return super().execute(context)
+        except _AlreadyCommitted as done:
+            self.log.info(
+                "This run already committed %s (checkpoint generation %s): returning its summary, "
+                "rewriting nothing",
+                done.summary.get("path"),
+                done.summary.get("checkpoint_generation"),
+            )
+            self._attach_asset_event(context, done.summary)
+            return done.summary
+
+    # -- incremental: start (before any request) -----------------------------------------------
+
+    def _prepare(self, keys: _Keys, request: dict[str, Any], context: Context) -> None:
+        self._incr = None
+        if self.checkpoint_path is None:
+            return
+        self._check_incremental(self.output_path, request["reverse"])
+        shard = request["shard"]
+        app_id = request["app_id"]
+        base = to_storage_path(self.checkpoint_path, field="checkpoint_path")
+        target = base.parent / checkpoint.shard_name(base.name, shard)
+        pending = target.parent / checkpoint.pending_name(target.name)
+        output = str(to_storage_path(self.output_path))
+        committed = self._read_checkpoint(target)
+        if committed is not None:
+            checkpoint.check_compatible(
+                committed, where=str(target), app_id=app_id, shard=shard, base=str(base)
+            )
+            if committed.state != "committed":
+                raise checkpoint.CheckpointError(f"checkpoint {target} is marked {committed.state!r}")
+        else:
+            self._check_no_other_layout(base, shard)
+        leftover = self._read_checkpoint(pending)
+        if leftover is not None:
+            checkpoint.check_compatible(
+                leftover, where=str(pending), app_id=app_id, shard=shard, base=str(base)
+            )
+        published: bool | None = None
+        if leftover is not None and leftover.output is not None:
+            digest = file_digest(to_storage_path(leftover.output["path"], field="the pending output"))
+            recorded = (leftover.output["bytes"], leftover.output["sha256"])
+            published = False if digest is None else True if digest == recorded else None
+        decision = checkpoint.recover(committed, leftover, published, where=str(pending))
+        if decision.action == "roll_forward":
+            assert leftover is not None
+            self.log.warning(
+                "Found the pending checkpoint %s of a run that died after publishing: %s",
+                pending,
+                decision.reason,
+            )
+            committed = leftover.as_committed()
+            write_atomically(target, checkpoint.dumps(committed), field="checkpoint_path")
+            remove_if_exists(pending)
+        elif decision.action in ("roll_back", "stale"):
+            self.log.warning("Removing the pending checkpoint %s: %s", pending, decision.reason)
+            remove_if_exists(pending)
+            if decision.action == "roll_back" and leftover is not None and leftover.output is not None:
+                remove_stale_temps(to_storage_path(leftover.output["path"], field="the pending output"))
+        run = _run_identity(context, self.task_id)
+        if checkpoint.retry_decision(committed, output_path=output, run=run):
+            assert committed is not None and committed.summary is not None
+            raise _AlreadyCommitted(dict(committed.summary))
+        self._incr = _IncrementalRun(
+            target=target, pending=pending, committed=committed, app_id=app_id, shard=shard, run=run
+        )
+
+    @staticmethod
+    def _read_checkpoint(path: ObjectStoragePath) -> checkpoint.Checkpoint | None:
+        data = read_bytes_if_exists(path)
+        return None if data is None else checkpoint.loads(data, where=str(path))
+
+    @staticmethod
+    def _check_no_other_layout(base: ObjectStoragePath, shard: tuple[int, int] | None) -> None:
+        """With no checkpoint of its own, a task refuses to start over while checkpoints of
+        another shard layout exist: their conversations would be exported a second time."""
+        counts: set[int | None] = set(checkpoint_layouts(base))
+        mine = shard[1] if shard is not None else None
+        others = counts - {mine}
+        if others:
+            old = sorted(others, key=lambda c: -1 if c is None else c)[0]
+            raise checkpoint.CheckpointError(
+                f"this task ({'unsharded' if shard is None else f'shard {shard[0]} of {shard[1]}'}) "
+                f"has no checkpoint yet, but {base.parent} holds checkpoints of another shard layout "
+                f"({'unsharded' if old is None else f'shard_count={old}'}): starting over would export "
+                f"their conversations again. " + checkpoint.reshard_hint(str(base), old, mine)
+            )
+
+    # -- incremental: listing and commit --------------------------------------------------------
 
     def _listing(self, hook: RtcImHook, key: Any, request: dict[str, Any]) -> Listing:
+        mark = self._incr.bookmarks.get(key) if self._incr is not None else None
         return hook.iter_conversation_messages(
             key,
             app_id=request["app_id"],
             reverse=request["reverse"],
             page_size=request["page_size"],
             max_pages=request["max_pages"],
+            cursor=mark.cursor if mark is not None else 0,
+            after_index=mark.index if mark is not None else None,
+        )
+
+    def _key_done(self, key: Any, listing: Listing) -> None:
+        incr = self._incr
+        if incr is None:
+            return
+        old = incr.bookmarks.get(key)
+        last = listing.last_position
+        if last is not None and (old is None or old.index is None or last > old.index):
+            incr.changed += 1
+        if listing.skipped:
+            self.log.info(
+                "conversation_short_id %s: dropped %d messages already taken by an earlier run "
+                "(the cursor went back)",
+                key,
+                listing.skipped,
+            )
+        incr.updates[key] = checkpoint.Bookmark(listing.resume_cursor, last)
+
+    def _execute_to_file(
+        self, keys: _Keys, request: dict[str, Any], out: AtomicFile, context: Context
+    ) -> dict[str, Any]:
+        if self._incr is not None:
+            self._incr.writer = HashingWriter(out.raw)
+            out.raw = self._incr.writer  # type: ignore[assignment]
+        return super()._execute_to_file(keys, request, out, context)
+
+    def _publish(self, out: AtomicFile, summary: dict[str, Any], context: Context) -> None:
+        """Pending checkpoint, then the output, then the checkpoint (see core/checkpoint.py)."""
+        incr = self._incr
+        if incr is None:
+            out.publish()
+            return
+        assert incr.writer is not None
+        generation = incr.generation + 1
+        summary.update(
+            incremental=True,
+            checkpoint=str(incr.target),
+            checkpoint_generation=generation,
+            conversations_changed=incr.changed,
+            shard_index=incr.shard[0] if incr.shard else None,
+            shard_count=incr.shard[1] if incr.shard else None,
+        )
+        state = checkpoint.Checkpoint(
+            app_id=incr.app_id,
+            generation=generation,
+            state="pending",
+            shard_index=incr.shard[0] if incr.shard else None,
+            shard_count=incr.shard[1] if incr.shard else None,
+            bookmarks=checkpoint.merge_bookmarks(incr.bookmarks, incr.updates),
+            output={
+                "path": summary["path"],
+                "count": summary["count"],
+                "bytes": incr.writer.size,
+                "sha256": incr.writer.hexdigest(),
+            },
+            run=incr.run,
+            summary=dict(summary),
+            written_at=_utcnow(),
+        )
+        write_atomically(incr.pending, checkpoint.dumps(state), field="pending checkpoint")
+        out.publish()
+        write_atomically(incr.target, checkpoint.dumps(state.as_committed()), field="checkpoint_path")
+        remove_if_exists(incr.pending)
+        self.log.info(
+            "Committed checkpoint %s generation %d: %d conversations changed, %d bookmarks",
+            incr.target,
+            generation,
+            incr.changed,
+            len(state.bookmarks),
         )
