@@ -77,6 +77,7 @@ def test_every_extra_field_has_a_label_and_a_description_with_an_example():
         "max_retries": "Max retries",
         "proxies": "Proxy",
         "verify": "TLS verify",
+        "user_id_type": "User id type",
     }
     examples = {
         "app_id": "123456",
@@ -88,6 +89,7 @@ def test_every_extra_field_has_a_label_and_a_description_with_an_example():
         "max_retries": "5",
         "proxies": "http://proxy.example.com:3128",
         "verify": "/etc/ssl/certs/company-ca.pem",
+        "user_id_type": '"007"',
     }
     for name, example in examples.items():
         assert example in fields[name]["description"], name

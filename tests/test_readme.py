@@ -254,6 +254,7 @@ def _check_operator_example(run: Any, emu: Emulator, bucket: Path) -> None:
         ("export_all", -1): "success",
         ("export_batches", 0): "success",
         ("export_batches", 1): "success",
+        ("publish", -1): "success",
     }
 
     def rows(users):
@@ -286,10 +287,17 @@ def _check_operator_example(run: Any, emu: Emulator, bucket: Path) -> None:
             "retries": 0,
         }, (task_id, map_index, summary)
 
-    # the three tasks' Asset is the one rtcim_consume is scheduled on
+    # one event per sync on the Asset rtcim_consume is scheduled on: the single task's, and
+    # the one `publish` emits for both mapped tasks together (none from the mapped tasks)
     events = asset_events(f"file://{bucket}/rtcim")
-    assert sorted((e["source_task_id"], e["source_map_index"]) for e in events) == sorted(files)
-    assert sorted(e["extra"]["count"] for e in events) == sorted(len(rows(u)) for _, u in files.values())
+    got = sorted((e["source_task_id"], e["source_map_index"], e["extra"]["count"]) for e in events)
+    batches = [len(rows(u)) for key, (_, u) in files.items() if key[0] == "export_batches"]
+    assert got == [("export_all", -1, len(rows([1000001, 1000002, 1000003]))), ("publish", -1, sum(batches))]
+    (published,) = [e for e in events if e["source_task_id"] == "publish"]
+    assert [p.rsplit("/", 1)[-1] for p in published["extra"]["paths"]] == [
+        "part-0.jsonl.gz",
+        "part-1.jsonl.gz",
+    ]
 
 
 # ---------------------------------------------------------------------------------------
