@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from airflow_provider_rtcim.core.actions import ItemId, PagedAction
+from airflow_provider_rtcim.core.actions import PagedAction
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
-from airflow_provider_rtcim.core.intset import Int64Set
+from airflow_provider_rtcim.core.keys import SeenKeys
 
 FetchPage = Callable[[int], Mapping[str, Any]]
 
@@ -154,24 +154,6 @@ def iter_pages(
         cursor = next_cursor
 
 
-class _IdSet:
-    """Ids seen so far: ints in a compact :class:`Int64Set`, string ids in a ``set``."""
-
-    __slots__ = ("_ints", "_strs")
-
-    def __init__(self) -> None:
-        self._ints = Int64Set()  # the one thing that grows with the listing: ~16-32 bytes an id
-        self._strs: set[str] = set()
-
-    def add(self, value: ItemId) -> bool:
-        if isinstance(value, int):
-            return self._ints.add(value)
-        if value in self._strs:
-            return False
-        self._strs.add(value)
-        return True
-
-
 class Listing(Iterator[dict[str, Any]]):
     """Every item of every page of one listing, each id once, lazily; see :func:`iter_items`.
 
@@ -240,7 +222,7 @@ class Listing(Iterator[dict[str, Any]]):
     def _walk(self) -> Iterator[dict[str, Any]]:
         spec, what, error_class = self.spec, self._what, self._error_class
         action, id_key, position_key = spec.name, spec.id_key, spec.position_key
-        seen = _IdSet()
+        seen = SeenKeys()  # the one thing that grows with the listing: ~16-32 bytes an int id
         after = self.last_position
         sent = [self.start_cursor]
         returned: list[int | None] = [None]
@@ -318,40 +300,14 @@ class Listing(Iterator[dict[str, Any]]):
         self.resume_cursor = nxt if nxt is not None and nxt >= 0 else sent[0]
 
 
-def iter_items(
-    fetch_page: FetchPage,
-    *,
-    spec: PagedAction,
-    start_cursor: int = 0,
-    after_position: int | None = None,
-    max_pages: int = DEFAULT_MAX_PAGES,
-    what: str = "listing",
-    error_class: type[RtcImError] = RtcImError,
-    on_duplicate: Callable[[Any, int], None] | None = None,
-    max_pages_without_new_items: int = DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS,
-) -> Listing:
-    """Every item of every page, each id once (later duplicates are skipped), as a :class:`Listing`.
+iter_items = Listing
+"""Every item of every page, each id once (later duplicates are skipped): a :class:`Listing`.
 
-    Items are yielded as the API returned them (unknown fields kept). An item without an id
-    (see :attr:`PagedAction.id_keys`) is an error: it could not be deduplicated.
-    ``on_duplicate(id, page)`` is called for each skipped duplicate.
-
-    :param after_position: resume after this position (``spec.position_key``): items not
-        past it are dropped, so a cursor that restarts or repeats cannot double an item.
-    :param max_pages_without_new_items: after this many pages in a row that bring no new
-        item (empty or only duplicates) and still say ``HasMore``, stop with a
-        ``PaginationAnomaly`` naming ``what``, the pages and the cursors (an endless run of
-        empty pages must not look like a hang). A last page ends the listing normally,
-        however many empty pages came before it.
-    """
-    return Listing(
-        fetch_page,
-        spec=spec,
-        start_cursor=start_cursor,
-        after_position=after_position,
-        max_pages=max_pages,
-        what=what,
-        error_class=error_class,
-        on_duplicate=on_duplicate,
-        max_pages_without_new_items=max_pages_without_new_items,
-    )
+Items are yielded as the API returned them (unknown fields kept). An item without an id (see
+:attr:`PagedAction.id_keys`) is an error: it could not be deduplicated. ``on_duplicate(id,
+page)`` is called for each skipped duplicate; ``after_position`` resumes after a position
+(``spec.position_key``), dropping items not past it, so a cursor that restarts or repeats
+cannot double an item; ``max_pages_without_new_items`` bounds a run of pages that bring no
+new item but still say ``HasMore`` (a ``PaginationAnomaly``), while a last page ends the
+listing normally however many empty pages came before it.
+"""

@@ -649,12 +649,29 @@ def _for_key(exc: RtcImError, field: str, key: Any) -> RtcImApiError:
     return RtcImApiError.from_error(exc, message)
 
 
-class _ConversationKeysMixin:
+class _ConversationListingOperator(RtcImListingOperator):
     """Keys that are conversations: ``conversation_short_id`` or ``conversations_from``."""
 
     key_field = "conversation_short_id"
     keys_from_field = "conversations_from"
     keys_noun = "conversations"
+
+    def __init__(
+        self,
+        *,
+        conversation_short_id: int | str | Sequence[int | str] | None = None,
+        conversations_from: str | ObjectStoragePath | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._check_key_source(
+            conversation_short_id,
+            conversations_from,
+            key_field="conversation_short_id",
+            from_field="conversations_from",
+        )
+        super().__init__(**kwargs)
+        self.conversation_short_id = conversation_short_id
+        self.conversations_from = conversations_from
 
     def _validate_key(self, value: Any, field: str) -> int:
         return validation.validate_conversation_short_id(value, field)
@@ -879,7 +896,7 @@ class RtcImGetUserConversationsOperator(RtcImListingOperator):
         return row
 
 
-class RtcImConversationParticipantsOperator(_ConversationKeysMixin, RtcImListingOperator):
+class RtcImConversationParticipantsOperator(_ConversationListingOperator):
     """List every member of one or many conversations (``ScanConversationParticipantList``).
 
     Rows are the participants exactly as the API returned them (they carry
@@ -919,23 +936,13 @@ class RtcImConversationParticipantsOperator(_ConversationKeysMixin, RtcImListing
     def __init__(
         self,
         *,
-        conversation_short_id: int | str | Sequence[int | str] | None = None,
-        conversations_from: str | ObjectStoragePath | None = None,
         reverse: bool | str = False,
         only_user_ids: bool | str = False,
         scan_online: bool | str = False,
         mark_type: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self._check_key_source(
-            conversation_short_id,
-            conversations_from,
-            key_field="conversation_short_id",
-            from_field="conversations_from",
-        )
         super().__init__(**kwargs)
-        self.conversation_short_id = conversation_short_id
-        self.conversations_from = conversations_from
         self.reverse = reverse
         self.only_user_ids = only_user_ids
         self.scan_online = scan_online
@@ -1017,7 +1024,7 @@ def _run_identity(context: Any, task_id: str) -> dict[str, Any]:
     }
 
 
-class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOperator):
+class RtcImConversationMessagesOperator(_ConversationListingOperator):
     """List the messages of one or many conversations (``GetConversationMessages``): all of them,
     or, with ``checkpoint_path``, only those sent since the last committed run.
 
@@ -1085,26 +1092,16 @@ class RtcImConversationMessagesOperator(_ConversationKeysMixin, RtcImListingOper
     def __init__(
         self,
         *,
-        conversation_short_id: int | str | Sequence[int | str] | None = None,
-        conversations_from: str | ObjectStoragePath | None = None,
         reverse: bool | str = False,
         checkpoint_path: str | ObjectStoragePath | None = None,
         shard_index: int | str | None = None,
         shard_count: int | str | None = None,
         **kwargs: Any,
     ) -> None:
-        self._check_key_source(
-            conversation_short_id,
-            conversations_from,
-            key_field="conversation_short_id",
-            from_field="conversations_from",
-        )
         check_path(checkpoint_path, field="checkpoint_path", rendered=False)
         if checkpoint_path is not None:
             self._check_incremental(kwargs.get("output_path"), reverse)
         super().__init__(**kwargs)
-        self.conversation_short_id = conversation_short_id
-        self.conversations_from = conversations_from
         self.reverse = reverse
         self.checkpoint_path = checkpoint_path
         self.shard_index = shard_index
