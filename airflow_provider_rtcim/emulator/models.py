@@ -143,17 +143,28 @@ class Conversation:
     def __init__(self, info: dict[str, Any], ordinal: int) -> None:
         self.info = info
         self.ordinal = ordinal
-        self.listers: dict[UserKey, None] = {}
+        # Containers stay None until needed: a data set may hold 200,000+ conversations.
+        self.listers: list[UserKey] = []  # usually one user
         self.core: tuple[UserKey, ...] = ()  # the first members, in join order
         self.fill = 0  # generated members after the core ones
         self.string_fill = False  # generated members are string users
-        self.explicit: dict[UserKey, dict[str, Any]] = {}  # per-member fields given explicitly
+        self.explicit: dict[UserKey, dict[str, Any]] | None = None  # per-member fields given explicitly
         self.members: list[UserKey] | None = None  # built on first access
         self.joined: dict[UserKey, int] | None = None  # join time (s) of each member
         self.msg_generated = 0  # messages 1..msg_generated are computed on demand
-        self.msg_stored: list[dict[str, Any]] = []  # then these, in IndexInConversation order
+        self.msg_stored: list[dict[str, Any]] | None = None  # then these, by IndexInConversation
         self.version = 0
-        self.online_cache: dict[str | None, list[UserKey]] = {}
+        self.online_cache: dict[str | None, list[UserKey]] | None = None
+
+    def member_fields(self, key: UserKey) -> dict[str, Any]:
+        """The fields given explicitly for a member (a new dict to fill if there are none)."""
+        if self.explicit is None:
+            self.explicit = {}
+        return self.explicit.setdefault(key, {})
+
+    def changed(self) -> None:
+        self.version += 1
+        self.online_cache = None
 
     @property
     def short_id(self) -> int:
@@ -174,7 +185,7 @@ class Conversation:
 
     @property
     def message_count(self) -> int:
-        return self.msg_generated + len(self.msg_stored)
+        return self.msg_generated + (len(self.msg_stored) if self.msg_stored else 0)
 
 
 class Backend:
@@ -212,7 +223,9 @@ class Backend:
         core_keys = list(dict.fromkeys(core))
         listers = list(listers)
         for key in listers:
-            conv.listers[key] = None
+            if key in conv.listers:
+                continue
+            conv.listers.append(key)
             self.users.setdefault(key, {})[sid] = None
             self._cache.pop(key, None)
             if key not in core_keys:
@@ -222,7 +235,7 @@ class Backend:
         if string_fill is None:
             string_fill = bool(conv.core) and isinstance(conv.core[0], str)
         conv.string_fill = string_fill
-        conv.explicit = {k: dict(v) for k, v in (explicit or {}).items()}
+        conv.explicit = {k: dict(v) for k, v in explicit.items()} if explicit else None
         conv.msg_generated = int(messages)
         self.convs[sid] = conv
         self._max_sid = max(self._max_sid, sid)
@@ -236,7 +249,7 @@ class Backend:
         conv = self.convs[sid]
         if key in conv.listers:
             return
-        conv.listers[key] = None
+        conv.listers.append(key)
         self.users.setdefault(key, {})[sid] = None
         self._cache.pop(key, None)
         if conv.members is None:
@@ -369,7 +382,7 @@ class Backend:
             raise KeyError(f"user {uid!r} has no conversation {sid}")
         conv = self.convs[sid]
         del listed[sid]
-        del conv.listers[uid]
+        conv.listers.remove(uid)
         self._cache.pop(uid, None)
         if not conv.listers:
             del self.convs[sid]
@@ -394,7 +407,7 @@ class Backend:
                 if key in joined:
                     continue
                 keys.append(key)
-                given = conv.explicit.get(key, {}).get("CreateTime")
+                given = (conv.explicit or {}).get(key, {}).get("CreateTime")
                 joined[key] = int(given) if isinstance(given, int) else base + 60 * j
             conv.members, conv.joined = keys, joined
         return conv.members
@@ -405,7 +418,7 @@ class Backend:
 
     def online_keys(self, conv: Conversation, mark: str | None) -> list[UserKey]:
         """Live groups: the first ``OnlineCount`` members (join order); with ``mark``, those carrying it."""
-        cached = conv.online_cache.get(mark)
+        cached = conv.online_cache.get(mark) if conv.online_cache is not None else None
         if cached is not None:
             return cached
         if int(conv.info.get("ConversationType", 0)) != LIVE_GROUP:
@@ -415,6 +428,8 @@ class Backend:
             keys = members[: max(0, int(conv.info.get("OnlineCount") or 0))]
             if mark is not None:
                 keys = [k for k in keys if mark in self.render_participant(conv, k)["Marks"]]
+        if conv.online_cache is None:
+            conv.online_cache = {}
         conv.online_cache[mark] = keys
         return keys
 
@@ -443,7 +458,7 @@ class Backend:
         part["Level"] = (h >> 8) % 5
         part["Marks"] = [m for i, m in enumerate(_MARKS) if (h >> (16 + 4 * i)) % (3 + 2 * i) == 0]
         part["Status"] = 0
-        extra = conv.explicit.get(key)
+        extra = conv.explicit.get(key) if conv.explicit else None
         if extra:
             part.update(extra)
         return part
@@ -463,9 +478,8 @@ class Backend:
         members.append(key)
         conv.joined[key] = joined  # type: ignore[index]
         if fields:
-            conv.explicit.setdefault(key, {}).update(fields)
-        conv.version += 1
-        conv.online_cache.clear()
+            conv.member_fields(key).update(fields)
+        conv.changed()
 
     def _sync_member_count(self, conv: Conversation) -> None:
         if "MemberCount" in conv.info:
@@ -483,9 +497,8 @@ class Backend:
         fields = {k: v for k, v in fields.items() if k not in ("ParticipantUserId", "ParticipantUserIdStr")}
         if self.is_member(conv, key):
             if fields:
-                conv.explicit.setdefault(key, {}).update(fields)
-                conv.version += 1
-                conv.online_cache.clear()
+                conv.member_fields(key).update(fields)
+                conv.changed()
         else:
             self._join(conv, key, fields)
         if key in self.users and key not in conv.listers:
@@ -503,11 +516,11 @@ class Backend:
         part = self.render_participant(conv, key)
         conv.members.remove(key)  # type: ignore[union-attr]
         del conv.joined[key]  # type: ignore[union-attr]
-        conv.explicit.pop(key, None)
-        conv.version += 1
-        conv.online_cache.clear()
+        if conv.explicit:
+            conv.explicit.pop(key, None)
+        conv.changed()
         if key in conv.listers:
-            del conv.listers[key]
+            conv.listers.remove(key)
             self.users[key].pop(sid, None)
             self._cache.pop(key, None)
         self._sync_member_count(conv)
@@ -568,7 +581,7 @@ class Backend:
         """Message ``index`` (1..message_count), a fresh dict."""
         if index <= conv.msg_generated:
             return self.generated_message(conv, index)
-        return copy.deepcopy(conv.msg_stored[index - conv.msg_generated - 1])
+        return copy.deepcopy(conv.msg_stored[index - conv.msg_generated - 1])  # type: ignore[index]
 
     def messages(self, sid: int, reverse: bool = False) -> list[dict[str, Any]]:
         conv = self.convs.get(sid)
@@ -623,6 +636,8 @@ class Backend:
         for name, value in msg.items():
             if name not in ("Content", "CreateTime", "Sender", "SenderStr", "IndexInConversation"):
                 out[name] = value
+        if conv.msg_stored is None:
+            conv.msg_stored = []
         conv.msg_stored.append(out)
         return out
 
@@ -665,11 +680,11 @@ class Backend:
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_MESSAGES:
             raise ValueError(f"set_message_count: n must be an int between 0 and {MAX_MESSAGES}, got {n!r}")
         conv.msg_generated = n
-        conv.msg_stored = []
+        conv.msg_stored = None
 
     def stored_message_count(self) -> int:
         """How many message dicts are held in memory (generated ones are not)."""
-        return sum(len(c.msg_stored) for c in self.convs.values())
+        return sum(len(c.msg_stored) for c in self.convs.values() if c.msg_stored)
 
 
 def complete_info(info: dict[str, Any], uid: UserKey, default_app_id: int) -> dict[str, Any]:
