@@ -1033,7 +1033,7 @@ def test_an_unknown_region_with_an_explicit_endpoint_is_suspected(
     assert (
         "(the region may be the cause: 'mars-1' is not a known region (cn-north-1, ap-southeast-1), "
         "and the region is part of the signature: check extra.region; if the region is right, the Secret "
-        "Access Key does not match the Access Key ID: check the connection's password)"
+        "Access Key does not match the Access Key ID: check the connection's password (the Secret Access Key field))"
     ) in text, text
     assert text.count("check the connection's password") == 1
     assert err.request_id and text.endswith(f"[RequestId {err.request_id}]")
