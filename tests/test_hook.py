@@ -1041,7 +1041,7 @@ def test_an_unknown_region_with_an_explicit_endpoint_is_suspected(
     assert ok is False
     assert "the region may be the cause: 'mars-1' is not a known region" in message, message
     assert (
-        "check the Region field (extra.region); if the region is right, check the Secret Access Key"
+        "check the Region field (extra.region); if the region is right, the Secret Access Key does not match"
         in message
     )
     assert "Connection '" not in message
