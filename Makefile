@@ -40,3 +40,32 @@ bench: $(STAMP)  ## run the benchmarks; prints a table and writes benchmarks/res
 
 clean:
 	rm -rf .airflow demo-output build *.egg-info .pytest_cache .ruff_cache
+
+# ---- deployment tests (issue #13): a real Airflow, see docs/deployment-tests.md ------------------
+# The deployment runs from .venv; the test runner (pytest, selenium) has its own small venv, and
+# the Celery recipe its own venv (Airflow + the Celery provider + Postgres drivers).
+E2E_VENV      := .venv-e2e
+E2E_STAMP     := $(E2E_VENV)/.installed-stamp
+CELERY_VENV   := .venv-celery
+CELERY_STAMP  := $(CELERY_VENV)/.installed-stamp
+
+$(E2E_STAMP): constraints.txt constraints-e2e.txt
+	@test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
+	$(E2E_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(E2E_VENV)/bin/python -m pip install --quiet -c constraints.txt -c constraints-e2e.txt \
+		pytest pytest-timeout requests psutil selenium
+	@touch $(E2E_STAMP)
+
+$(CELERY_STAMP): pyproject.toml constraints.txt constraints-celery.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11, 5) else "make: the pinned environment needs Python 3.11.5+")'
+	@test -x $(CELERY_VENV)/bin/python || $(PYTHON) -m venv $(CELERY_VENV)
+	$(CELERY_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(CELERY_VENV)/bin/python -m pip install --quiet -c constraints.txt -c constraints-celery.txt -e ".[celery]"
+	@touch $(CELERY_STAMP)
+
+.PHONY: e2e e2e-celery
+e2e: $(STAMP) $(E2E_STAMP)  ## a real Airflow (api-server, scheduler, dag-processor, triggerer) + the UI in Chromium
+	bash scripts/e2e.sh
+
+e2e-celery: $(CELERY_STAMP)  ## the example mapped DAG on CeleryExecutor: Postgres, Redis, two workers
+	bash scripts/celery_e2e.sh
