@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
-[ -x "$ROOT/.venv/bin/airflow" ] || fail "no .venv: run 'make e2e' (it installs first)"
+AIRFLOW_VENV=${RTCIM_E2E_AIRFLOW_VENV:-$ROOT/.venv}  # the deployment runs from the project venv
+[ -x "$AIRFLOW_VENV/bin/airflow" ] || fail "no $AIRFLOW_VENV: run 'make e2e' (it installs first)"
+export RTCIM_E2E_AIRFLOW_VENV=$AIRFLOW_VENV
 [ -x "$ROOT/.venv-e2e/bin/pytest" ] || fail "no .venv-e2e: run 'make e2e' (it installs first)"
 
 need=()

@@ -136,6 +136,9 @@ class RecordingProxy:
         class Server(http.server.ThreadingHTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that went away (a SIGKILLed task) is expected here
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="rtcim-proxy", daemon=True)
@@ -178,7 +181,14 @@ class AirflowApi:
             self.login()
             r = self.session.request(method, f"{self.base_url}/api/v2{path}", **kw)
         assert r.status_code in expect, f"{method} {path}: HTTP {r.status_code} {r.text[:500]}"
-        return r.json() if r.content else None
+        if not r.content:
+            return None
+        try:
+            return r.json()
+        except ValueError:
+            if r.status_code >= 500:  # an expected server error with a plain-text body
+                return None
+            raise
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)
@@ -290,9 +300,10 @@ class Deployment:
         return env
 
     # processes -----------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], log_name: str | None = None) -> subprocess.Popen:
-        self.service_logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.service_logs / f"{log_name or name}.log", "ab")  # noqa: SIM115 - kept by Popen
+    def _spawn(self, name: str, argv: list[str], log_dir: Path | None = None) -> subprocess.Popen:
+        log_dir = log_dir or self.service_logs
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept by Popen
         proc = subprocess.Popen(
             argv,
             env=self.env(),
@@ -387,8 +398,8 @@ class Deployment:
                 "--ready-file",
                 str(ready),
             ],
+            log_dir=self.workdir,  # outside AIRFLOW_HOME: the emulator prints its credentials on purpose
         )
-        # the emulator's own log stays outside AIRFLOW_HOME: it prints its credentials on purpose
         wait_for(lambda: ready.exists() and ready.stat().st_size > 0, 30, "the emulator's ready file", 0.2)
         self.emulator_info = json.loads(ready.read_text())
         self.proxy = RecordingProxy(self.emulator_info["url"])
@@ -474,7 +485,8 @@ class Deployment:
         return r.json() if r.content else None
 
     def truth(self, uid: int) -> list[dict[str, Any]]:
-        return self.emu("GET", f"/_emulator/users/{uid}/conversations?data_type=1&inbox_type=0")
+        got = self.emu("GET", f"/_emulator/users/{uid}/conversations?data_type=1&inbox_type=0")
+        return got["ConversationInfos"]
 
     # processes of tasks ----------------------------------------------------------------------
     def task_process(self, ti_id: str) -> psutil.Process | None:

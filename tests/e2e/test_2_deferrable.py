@@ -29,7 +29,7 @@ def waiting_runs(api, deployment):
 
         def deferred_in_triggerer(run_id=run_id):
             ti = _ti(api, run_id, SENSOR)
-            assert ti["state"] in ("scheduled", "queued", "running", "deferred"), (
+            assert ti["state"] in (None, "scheduled", "queued", "running", "deferred"), (
                 f"sensor state {ti['state']}"
             )
             return ti if ti["state"] == "deferred" and ti["trigger"] and ti["triggerer_job"] else None

@@ -33,7 +33,12 @@ def asset(api):
 @pytest.fixture(scope="module")
 def events(api, asset):
     def consumed():
-        got = api.get("/assets/events", params={"asset_id": asset["id"], "limit": 1000})["asset_events"]
+        # Airflow 3.3.2: GET /assets/events answers 500 while a run it created has no start_date
+        # yet (AssetEventResponse.created_dagruns[].start_date must be a datetime): not yet, then
+        got = api.get("/assets/events", params={"asset_id": asset["id"], "limit": 1000}, expect=(200, 500))
+        if got is None or "asset_events" not in got:
+            return None
+        got = got["asset_events"]
         runs = api.dag_runs(CONSUMER)
         if all(e["created_dagruns"] for e in got) and all(r["state"] in ("success", "failed") for r in runs):
             return got

@@ -87,9 +87,9 @@ def _form_fields(dialog):
         labels = root.find_elements(By.CSS_SELECTOR, "[data-part=label]")
         helps = root.find_elements(By.CSS_SELECTOR, "[data-part=helper-text]")
         for name in names:
-            fields[name] = (
-                labels[0].text.replace("*", "").strip() if labels else "",
-                helps[0].text.strip() if helps else "",
+            fields[name] = (  # textContent: a field in a collapsed section has no visible text
+                labels[0].get_attribute("textContent").replace("*", "").strip() if labels else "",
+                helps[0].get_attribute("textContent").strip() if helps else "",
             )
     return fields
 
@@ -121,11 +121,21 @@ def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployme
     _wait(driver, "the RTC IM option", lambda: _css(driver, "[role=option]") or _css(driver, "[id*=option]"))
     combo.send_keys(Keys.ENTER)
     _wait(driver, "the standard fields", lambda: _css(driver, "input[name=login]"))
-    extra_toggle = dialog.find_element(By.CSS_SELECTOR, "button[id$='trigger:Extra Fields']")
-    extra_toggle.click()
-    _wait(driver, "the extra fields", lambda: _css(driver, "input[name=element_endpoint_url]"))
-    driver.save_screenshot(str(artifacts / "connection-form-empty.png"))
+    driver.save_screenshot(str(artifacts / "connection-form-standard-fields.png"))
+    standard = _form_fields(dialog)
+    behaviour = entry["ui-field-behaviour"]
+    for std, label in behaviour["relabeling"].items():
+        assert standard.get(std, ("",))[0] == label, f"standard field {std}: {standard.get(std)}"
+    for hidden in behaviour["hidden-fields"]:
+        assert hidden not in standard, f"{hidden} should be hidden"
+    assert _css(driver, "input[name=password]").get_attribute("type") == "password"
+    _css(driver, "input[name=host]").send_keys(deployment.proxy.url)
+    _css(driver, "input[name=login]").send_keys(info["access_key_id"])
+    _css(driver, "input[name=password]").send_keys(info["secret_access_key"])
 
+    dialog.find_element(By.CSS_SELECTOR, "button[id$='trigger:Extra Fields']").click()
+    _wait(driver, "the extra fields", lambda: _css(driver, "input[name=element_endpoint_url]"))
+    driver.save_screenshot(str(artifacts / "connection-form-extra-fields.png"))
     fields = _form_fields(dialog)
     missing, wrong = [], {}
     for key, spec in entry["conn-fields"].items():
@@ -136,19 +146,9 @@ def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployme
             wrong[key] = {"form": fields[name], "provider": (spec["label"], spec["description"])}
     assert not missing, f"extra fields not on the form: {missing}; the form has {sorted(fields)}"
     assert not wrong, json.dumps(wrong, indent=1, ensure_ascii=False)
-    behaviour = entry["ui-field-behaviour"]
-    for std, label in behaviour["relabeling"].items():
-        assert fields.get(std, ("",))[0] == label, f"standard field {std}: {fields.get(std)}"
-    for hidden in behaviour["hidden-fields"]:
-        assert hidden not in fields, f"{hidden} should be hidden"
     region = _css(driver, "input[name=element_region]", visible=False)
     assert region.get_attribute("value") == "cn-north-1", "the Region's schema default is not pre-filled"
     assert _css(driver, "input[name=element_session_token]").get_attribute("type") == "password"
-    assert _css(driver, "input[name=password]").get_attribute("type") == "password"
-
-    _css(driver, "input[name=host]").send_keys(deployment.proxy.url)
-    _css(driver, "input[name=login]").send_keys(info["access_key_id"])
-    _css(driver, "input[name=password]").send_keys(info["secret_access_key"])
     _css(driver, "input[name=element_app_id]").send_keys(str(info["app_id"]))
     _css(driver, "input[name=element_session_token]").send_keys(SESSION_TOKEN)
     driver.save_screenshot(str(artifacts / "connection-form-filled.png"))
