@@ -194,5 +194,6 @@ def test_the_saved_connection_tests_ok_with_the_right_secret(api, deployment):
 def test_a_wrong_secret_says_the_secret_does_not_match(api, deployment):
     result = api.post("/connections/test", _test_body(deployment, "not-the-secret-key-0000"))
     assert result["status"] is False, result
-    assert "SignatureDoesNotMatch" in result["message"] and "check the password field" in result["message"]
+    message = result["message"]
+    assert "SignatureDoesNotMatch" in message and "the Secret Access Key does not match" in message, message
     assert "not-the-secret-key-0000" not in result["message"]
