@@ -182,8 +182,13 @@ def _test_body(deployment, password):
 
 
 def test_the_saved_connection_tests_ok_with_the_right_secret(api, deployment):
+    """The connection as the UI stored it (every empty extra an explicit null), plus its secret."""
     info = deployment.emulator_info
-    result = api.post("/connections/test", _test_body(deployment, info["secret_access_key"]))
+    stored = api.get(f"/connections/{CONN_ID}")
+    extra = json.loads(stored["extra"])
+    assert any(v is None for v in extra.values()), f"the UI stored no empty extra as null: {extra}"
+    body = {**_test_body(deployment, info["secret_access_key"]), "extra": stored["extra"]}
+    result = api.post("/connections/test", body)
     assert result["status"] is True, result
     assert f"Connected to {deployment.proxy.url}" in result["message"]
     assert (
