@@ -32,7 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]} from Debian ..."
   export DEBIAN_FRONTEND=noninteractive
   timeout 600 apt-get update -qq >/dev/null || fail "apt-get update"
-  timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || fail "apt-get install"
+  timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null || fail "apt-get install"
 fi
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 id postgres >/dev/null 2>&1 || fail "no postgres user (the postgresql package makes it)"

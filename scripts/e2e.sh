@@ -23,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "e2e: installing ${need[*]} from Debian ..."
   export DEBIAN_FRONTEND=noninteractive
   timeout 600 apt-get update -qq >/dev/null || fail "apt-get update"
-  timeout 900 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || fail "apt-get install ${need[*]}"
+  timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null || fail "apt-get install ${need[*]}"
 fi
 
 work=$(mktemp -d /tmp/rtcim-e2e.XXXXXX)
