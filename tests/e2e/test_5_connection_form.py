@@ -13,6 +13,7 @@ used (nothing can be downloaded).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 
@@ -55,6 +56,7 @@ def browser(artifacts):
         yield driver
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _wait(driver, what, fn, timeout=30):
