@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 import requests
+from test_emulator_actions import BATCH, MESSAGES, PARTICIPANTS, api, error_code, groups, result
 
 from airflow_provider_rtcim.emulator import ALL_ANOMALY_KINDS, ANOMALY_KINDS, MESSAGE_ANOMALY_KINDS, Emulator
-from tests.test_emulator_actions import BATCH, MESSAGES, PARTICIPANTS, api, error_code, groups, result
 
 SIZED = {"participants_per_conversation": 25, "messages_per_conversation": 25, "qps_limit": None}
 

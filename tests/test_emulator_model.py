@@ -12,10 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_provider_rtcim.core.signing import Credentials, sign_request
-from airflow_provider_rtcim.emulator import Emulator
-from tests.test_emulator_actions import (
+from test_emulator_actions import (
     CONVERSATIONS,
     MESSAGES,
     PARTICIPANTS,
@@ -24,6 +21,9 @@ from tests.test_emulator_actions import (
     walk_messages,
     walk_participants,
 )
+
+from airflow_provider_rtcim.core.signing import Credentials, sign_request
+from airflow_provider_rtcim.emulator import Emulator
 
 
 def every_conversation(emu: Emulator, uid: int | str) -> list[dict[str, Any]]:
