@@ -80,7 +80,10 @@ def test_every_api_task_runs_in_the_pool_within_its_share_of_the_budget(bag):
     from airflow_provider_rtcim.operators.rtcim import RtcImListingOperator
     from airflow_provider_rtcim.sensors.rtcim import RtcImConversationCountSensor
 
-    api_classes = {c.__name__ for c in RtcImListingOperator.__subclasses__()} | {
+    def subclasses(cls: type) -> set[type]:
+        return {sub for direct in cls.__subclasses__() for sub in {direct, *subclasses(direct)}}
+
+    api_classes = {c.__name__ for c in subclasses(RtcImListingOperator)} | {
         RtcImConversationCountSensor.__name__
     }
     checked = []
