@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
 import requests
+from emulator_cli import start_cli_emulator, stop_cli_emulator
 
 from airflow_provider_rtcim.core.signing import (
     Credentials,
@@ -855,20 +852,9 @@ def test_stop_closes_keep_alive_connections() -> None:
 def test_cli_ready_file_signed_request_and_sigterm(tmp_path) -> None:
     ready = tmp_path / "ready.json"
     args = ["--port", "0", "--users", "2", "--conversations", "5", "--seed", "3"]
-    args += ["--anomaly", "*=negative_cursor", "--ready-file", str(ready), "--no-auth"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_rtcim.emulator", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args += ["--anomaly", "*=negative_cursor", "--no-auth"]
+    proc, info = start_cli_emulator(ready, *args)
     try:
-        deadline = time.monotonic() + 15
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the emulator did not write its ready file"
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
         assert info["pid"] == proc.pid and info["user_ids"] == [1_000_001, 1_000_002]
         creds = Credentials(info["access_key_id"], info["secret_access_key"], region=info["region"])
         raw = json.dumps(
@@ -887,8 +873,7 @@ def test_cli_ready_file_signed_request_and_sigterm(tmp_path) -> None:
             == (result["ConversationInfos"])
         )
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, err = stop_cli_emulator(proc)
     assert proc.returncode == 0, err
     assert f"listening on {info['url']}" in out
     assert "export AIRFLOW_CONN_RTCIM_DEFAULT='" in out

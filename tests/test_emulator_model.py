@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
 import requests
+from emulator_cli import start_cli_emulator, stop_cli_emulator
 from test_emulator_actions import (
     CONVERSATIONS,
     MESSAGES,
@@ -370,20 +367,9 @@ def test_cli_new_options_and_ready_file(tmp_path) -> None:
     ready = tmp_path / "ready.json"
     args = ["--port", "0", "--users", "1", "--conversations", "4", "--string-users", "2", "--messages", "3"]
     args += ["--participants", "5", "--participants-last-page-has-more", "--anomaly", "str:007=stuck_cursor"]
-    args += ["--ready-file", str(ready), "--qps", "0"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_rtcim.emulator", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args += ["--qps", "0"]
+    proc, info = start_cli_emulator(ready, *args)
     try:
-        deadline = time.monotonic() + 15
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the emulator did not write its ready file"
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
         assert info["user_ids"] == [1_000_001] and info["string_user_ids"] == ["007", "123"]
         config = requests.get(info["url"] + "/_emulator/config", timeout=10).json()
         assert config["participants_last_page_has_more"] is True and config["anomalies"] == {
@@ -405,7 +391,6 @@ def test_cli_new_options_and_ready_file(tmp_path) -> None:
             if key == "Participants":
                 assert page["HasMore"] is True and page["NextCursor"] == -1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        out, err = stop_cli_emulator(proc)
     assert proc.returncode == 0, err
     assert "string user ids: ['007', '123']" in out
