@@ -11,7 +11,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+
+# The suites (unit/, integration/, dags/) import their shared helpers by module name
+# (dagrun_helpers, emulator_cli): they live in tests/helpers/.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers"))
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="rtcim-test-airflow-")
 

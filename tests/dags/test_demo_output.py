@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_rtcim.emulator import Emulator
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "show_output.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "show_output.py"
 
 
 def _show_output():

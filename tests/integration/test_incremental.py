@@ -27,8 +27,8 @@ from airflow_provider_rtcim.exceptions import RtcImInvalidArgument
 from airflow_provider_rtcim.operators.rtcim import RtcImConversationMessagesOperator as Op
 from airflow_provider_rtcim.storage import reshard_checkpoints
 
-TESTS = Path(__file__).resolve().parent
-SCRIPT = TESTS / "reliability_scripts" / "incremental_messages.py"
+TESTS = Path(__file__).resolve().parents[1]
+SCRIPT = TESTS / "helpers" / "reliability_scripts" / "incremental_messages.py"
 
 EMU = {"users": 2, "conversations_per_user": 5, "messages_per_conversation": 23, "seed": 11}
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 
 
 def test_the_session_airflow_home_is_removed_even_when_tests_fail(tmp_path: Path) -> None:

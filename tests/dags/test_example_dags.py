@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from dagrun_helpers import asset_events, run_dag, task_states, xcom_value
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags_examples"
 EXPECTED_DAGS = {
     "rtcim_sync_conversations",

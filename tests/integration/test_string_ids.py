@@ -604,7 +604,7 @@ def test_dagrun_poke_and_deferrable_modes_with_a_task_level_kind(
 # The docs page's examples are the tested ones
 # ---------------------------------------------------------------------------------------
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "string-user-ids.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "string-user-ids.md"
 
 
 @pytest.mark.rtcim_emulator(string_users=3)  # "007", "123", "alice"

@@ -32,7 +32,7 @@ import pytest
 
 from airflow_provider_rtcim.emulator import Emulator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES: list[Path] = [README, *sorted(DOCS.glob("*.md"))]

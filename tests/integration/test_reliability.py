@@ -43,9 +43,9 @@ from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOper
 
 Op = RtcImGetUserConversationsOperator
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
-SYNC_SCRIPT = TESTS / "reliability_scripts" / "sync_to_file.py"
+SYNC_SCRIPT = TESTS / "helpers" / "reliability_scripts" / "sync_to_file.py"
 FAST = {"retry_backoff": 0.005, "retry_backoff_max": 0.05}
 INT53 = 2**53
 
