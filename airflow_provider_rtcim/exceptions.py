@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
-
+from airflow_provider_rtcim.compat import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow_provider_rtcim.core.errors import RtcImError
 
 _E = TypeVar("_E", bound="RtcImApiError")

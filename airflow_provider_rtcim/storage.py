@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_provider_rtcim.core.sink import is_templated, temp_name_for
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_rtcim.compat import ObjectStoragePath
 
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -53,7 +53,7 @@ def check_path(value: Any, *, field: str = "output_path", rendered: bool) -> Non
 
 def to_storage_path(value: Any, *, field: str = "output_path") -> ObjectStoragePath:
     """A rendered path or URL as an ``ObjectStoragePath`` naming a file (``ValueError`` otherwise)."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_rtcim.compat import ObjectStoragePath
 
     if isinstance(value, str):
         if not value.strip():

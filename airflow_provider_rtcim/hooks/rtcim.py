@@ -37,8 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-
+from airflow_provider_rtcim.compat import BaseHook
 from airflow_provider_rtcim.core.actions import (
     BATCH_GET_CONVERSATIONS,
     BATCH_GET_CONVERSATIONS_MAX_IDS,
@@ -95,8 +94,7 @@ from airflow_provider_rtcim.core.validation import (
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
-
+    from airflow_provider_rtcim.compat import Connection
     from airflow_provider_rtcim.core.client import RtcImClient
     from airflow_provider_rtcim.core.pagination import Listing
     from airflow_provider_rtcim.core.signing import Credentials
@@ -217,7 +215,7 @@ def _mask(value: str | None) -> None:
     if not value:
         return
     try:
-        from airflow.sdk.log import mask_secret
+        from airflow_provider_rtcim.compat import mask_secret
 
         mask_secret(value)
     except Exception:  # noqa: S110 - masking must never break a hook (e.g. no log set-up)
@@ -335,7 +333,7 @@ class RtcImHook(BaseHook):
 
     def _fetch_connection(self) -> Connection:
         """``get_connection``, with a not-found error that says where connections are visible."""
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow_provider_rtcim.compat import AirflowNotFoundException
 
         try:
             return self.get_connection(self.rtcim_conn_id)

@@ -23,9 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import Asset, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
-
+from airflow_provider_rtcim.compat import AirflowFailException, Asset, BaseOperator
 from airflow_provider_rtcim.core import checkpoint, validation
 from airflow_provider_rtcim.core.actions import (
     GET_CONVERSATION_MESSAGES,
@@ -66,8 +64,7 @@ from airflow_provider_rtcim.storage import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
-
+    from airflow_provider_rtcim.compat import Context, ObjectStoragePath
     from airflow_provider_rtcim.core.pagination import Listing
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 

@@ -8,15 +8,16 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import (
+from airflow_provider_rtcim.compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     AirflowTaskTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
 )
-
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.validation import (
     check_user_id,
@@ -37,8 +38,7 @@ from airflow_provider_rtcim.triggers.rtcim import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
+    from airflow_provider_rtcim.compat import Context
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
 BASELINE_STATE_KEY = "rtcim_conversation_count_baseline"

@@ -27,8 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from airflow_provider_rtcim.compat import BaseTrigger, TriggerEvent
 from airflow_provider_rtcim.core.validation import validate_user_id_type
 
 if TYPE_CHECKING:
@@ -134,8 +133,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
 
     async def _build_hook(self) -> RtcImHook:
         """The hook, from a connection fetched the async way (a sync fetch raises in a trigger)."""
-        from airflow.sdk import BaseHook
-
+        from airflow_provider_rtcim.compat import BaseHook
         from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
         conn = await BaseHook.aget_connection(self.rtcim_conn_id)
