@@ -197,10 +197,15 @@ Behaviour worth knowing:
 - Data files: see :mod:`airflow_provider_rtcim.emulator.data` for the JSON format
   (``{"app_ids": [...], "users": {"<uid>": [ConversationInfo, ...]}, "string_users": {...},
   "participants": {"<ConversationShortId>": [...]}, "messages": {...}}``).
-- Layout (like a moto service): :mod:`.models` (the data model, ground truth, mutations),
-  :mod:`.data` (generation, data files), :mod:`.responses` (one handler per action in
-  ``ACTIONS``), :mod:`.auth` (signatures), :mod:`.faults` (faults, anomalies, QPS window),
-  :mod:`.cursors`, :mod:`.transport` (HTTP), :mod:`.server` (:class:`Emulator`).
+- Layout (like a moto service): :mod:`.models` (the backend: all state behind public, locked
+  methods; one query per action), :mod:`.responses` (one handler per action in ``ACTIONS``;
+  :mod:`.params` validates bodies, :mod:`.context` is what a handler gets),
+  :mod:`.dispatch` (signature, QPS limit, routing), :mod:`.admin` (the admin API's route
+  table), :mod:`.conversations` / :mod:`.records` (the data model), :mod:`.data`
+  (generation, data files), :mod:`.paging` / :mod:`.cursors` (opaque cursors, anomalies),
+  :mod:`.auth` (signatures), :mod:`.faults`, :mod:`.options`, :mod:`.stats`,
+  :mod:`.exceptions`, :mod:`.utils` (``hash64``, user-id fields), :mod:`.transport` (HTTP),
+  :mod:`.server` (:class:`Emulator`).
 """
 
 from __future__ import annotations
