@@ -236,3 +236,121 @@ def add_messages(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
     sender = fields.pop("sender", None)
     content = fields.pop("content", None)
     return 201, b.add_message(sid, sender=sender, content=content, **fields)
+
+
+# ----------------------------------------------------------------------------- users, friends, blacklists
+def _int_user(text: str) -> int:
+    """A user in a users/friends/blacklist URL: a canonical decimal int64 (these actions have no
+    string user ids)."""
+    if not (text.isdigit() and str(int(text)) == text):
+        raise ValueError(
+            f"user id {text!r} must be a decimal int64: BatchGetUser, ListFriend and GetBlackList "
+            "name users by int64 only (no *Str field), so string users have none of these"
+        )
+    return int(text)
+
+
+def _pop_user(req: AdminRequest, shape: str) -> tuple[Any, dict[str, Any]]:
+    fields = req.object_body(shape)
+    if "user_id" not in fields:
+        raise ValueError(f"the body must be a JSON object {shape}")
+    return fields.pop("user_id"), fields
+
+
+def _inbox(req: AdminRequest, fields: dict[str, Any] | None = None) -> int:
+    if fields is not None and "inbox_type" in fields:
+        return int(fields.pop("inbox_type"))
+    return _int(req.query.get("inbox_type", "0"), "inbox_type")
+
+
+@route({"POST"}, "/users")
+def add_user(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid, fields = _pop_user(req, '{"user_id": 7, other profile fields}')
+    return 201, emu.backend.add_user(uid, **fields)
+
+
+@route({"GET"}, "/users/{uid}")
+def user(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid = _int_user(req.params["uid"])
+    profile = emu.backend.user(uid)
+    return (200, profile) if profile is not None else (404, {"error": f"no user {uid}"})
+
+
+@route({"GET"}, "/users/{uid}/friends")
+def friends(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid = _int_user(req.params["uid"])
+    return 200, {"FriendInfos": emu.backend.friends(uid, _inbox(req))}
+
+
+@route({"POST"}, "/users/{uid}/friends")
+def add_friend(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid = _int_user(req.params["uid"])
+    other, fields = _pop_user(req, '{"user_id": 7, "inbox_type": 0, "Alias": ..., "Ext": {...}}')
+    return 201, emu.backend.add_friend(uid, other, _inbox(req, fields), **fields)
+
+
+@route({"DELETE"}, "/users/{uid}/friends/{other}")
+def remove_friend(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid, other = _int_user(req.params["uid"]), _int_user(req.params["other"])
+    return 200, emu.backend.remove_friend(uid, other)
+
+
+@route({"GET"}, "/users/{uid}/blacklist")
+def blacklist(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid = _int_user(req.params["uid"])
+    return 200, {"BlackListInfos": emu.backend.blacklist(uid, _inbox(req))}
+
+
+@route({"POST"}, "/users/{uid}/blacklist")
+def add_to_blacklist(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid = _int_user(req.params["uid"])
+    other, fields = _pop_user(req, '{"user_id": 7, "inbox_type": 0, "BlackListUserExt": {...}}')
+    return 201, emu.backend.add_to_blacklist(uid, other, _inbox(req, fields), **fields)
+
+
+@route({"DELETE"}, "/users/{uid}/blacklist/{other}")
+def remove_from_blacklist(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    uid, other = _int_user(req.params["uid"]), _int_user(req.params["other"])
+    return 200, emu.backend.remove_from_blacklist(uid, other)
+
+
+# ----------------------------------------------------------------------------- read positions, mute/block lists
+@route({"GET"}, "/conversations/{sid}/read_indexes")
+def read_indexes(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    return 200, {"ReadIndexes": emu.backend.read_indexes(_int(req.params["sid"], "ConversationShortId"))}
+
+
+@route({"POST"}, "/conversations/{sid}/read_indexes")
+def set_read_index(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    sid = _int(req.params["sid"], "ConversationShortId")
+    key, fields = _pop_user(req, '{"user_id": 7 or "007", "read_index": n}')
+    if "read_index" not in fields:
+        raise ValueError('the body must be a JSON object {"user_id": 7 or "007", "read_index": n}')
+    return 200, emu.backend.set_read_index(sid, key, fields["read_index"])
+
+
+def _action(req: AdminRequest, fields: dict[str, Any] | None = None) -> Any:
+    if fields is not None and "block_action" in fields:
+        return fields["block_action"]
+    value = req.query.get("block_action", "0")
+    return int(value) if value.isdigit() else value
+
+
+@route({"GET"}, "/conversations/{sid}/blocks")
+def block_participants(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    sid = _int(req.params["sid"], "ConversationShortId")
+    return 200, {"Participants": emu.backend.block_participants(sid, _action(req))}
+
+
+@route({"POST"}, "/conversations/{sid}/blocks")
+def set_block(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    sid = _int(req.params["sid"], "ConversationShortId")
+    key, fields = _pop_user(req, '{"user_id": 7 or "007", "block_action": 0 or 1, "block_time": s}')
+    return 201, emu.backend.set_block(sid, key, _action(req, fields), fields.get("block_time"))
+
+
+@route({"DELETE"}, "/conversations/{sid}/blocks/{uid}")
+def remove_block(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+    sid = _int(req.params["sid"], "ConversationShortId")
+    key = emu.backend.resolve_user(req.params["uid"], req.query.get("kind"), short_id=sid)
+    return 200, emu.backend.remove_block(sid, key, _action(req))

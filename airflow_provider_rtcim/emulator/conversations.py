@@ -73,6 +73,7 @@ class ConversationStore:
         self._clock = BASE_TIME
         self._max_sid = SHORT_ID_BASE + 10**12
         self._ordinals = 0
+        self.generation = 0  # bumped by every change of conversations or members (for derived caches)
 
     # ------------------------------------------------------------------ building
     def add_record(
@@ -92,6 +93,7 @@ class ConversationStore:
         if sid in self.convs:
             raise ValueError(f"conversation {sid} already exists")
         self._ordinals += 1
+        self.generation += 1
         conv = Conversation(info, self._ordinals)
         core_keys = list(dict.fromkeys(core))
         listers = list(listers)
@@ -122,6 +124,7 @@ class ConversationStore:
         conv = self.convs[sid]
         if key in conv.listers:
             return
+        self.generation += 1
         conv.listers.append(key)
         self.users.setdefault(key, {})[sid] = None
         self._cache.pop(key, None)
@@ -197,6 +200,7 @@ class ConversationStore:
         return out
 
     def _invalidate(self, conv: Conversation) -> None:
+        self.generation += 1
         for key in conv.listers:
             self._cache.pop(key, None)
 
@@ -254,6 +258,7 @@ class ConversationStore:
         if sid not in listed:
             raise KeyError(f"user {uid!r} has no conversation {sid}")
         conv = self.convs[sid]
+        self.generation += 1
         del listed[sid]
         conv.listers.remove(uid)
         self._cache.pop(uid, None)
@@ -349,6 +354,7 @@ class ConversationStore:
         given = fields.get("CreateTime")
         joined = int(given) if isinstance(given, int) else max(int(time.time()), last + 1)
         members.append(key)
+        self.generation += 1
         conv.joined[key] = joined  # type: ignore[index]
         if fields:
             conv.member_fields(key).update(fields)
@@ -387,6 +393,7 @@ class ConversationStore:
         if not self.is_member(conv, key):
             raise KeyError(f"{key!r} is not a member of conversation {sid}")
         part = self.render_participant(conv, key)
+        self.generation += 1
         conv.members.remove(key)  # type: ignore[union-attr]
         del conv.joined[key]  # type: ignore[union-attr]
         if conv.explicit:

@@ -29,8 +29,9 @@ from airflow_provider_rtcim.emulator.conversations import ConversationStore
 from airflow_provider_rtcim.emulator.cursors import CursorCodec
 from airflow_provider_rtcim.emulator.exceptions import invalid
 from airflow_provider_rtcim.emulator.paging import message_page, opaque_page
-from airflow_provider_rtcim.emulator.records import DATA_TYPES
-from airflow_provider_rtcim.emulator.utils import UserKey, check_user_key, hash64
+from airflow_provider_rtcim.emulator.records import DATA_TYPES, Conversation
+from airflow_provider_rtcim.emulator.social import BLOCK_ACTIONS, SocialStore
+from airflow_provider_rtcim.emulator.utils import UserKey, check_int_user, check_user_key, hash64
 
 
 class EmulatorBackend:
@@ -78,6 +79,7 @@ class EmulatorBackend:
                 messages_per_conversation=messages_per_conversation,
                 participants_per_conversation=participants_per_conversation,
             )
+        self.social = SocialStore(self.store, seed)
         self.codec = CursorCodec(hash64("cursor-salt", seed))
         self._reorder_counts: Counter[UserKey] = Counter()
 
@@ -265,6 +267,104 @@ class EmulatorBackend:
         with self.lock:
             self.store.set_message_count(int(short_id), n)
 
+    # ------------------------------------------------------------------ users, friends, blacklists
+    def _conv(self, short_id: int) -> Conversation:
+        conv = self.store.get(int(short_id))
+        if conv is None:
+            raise KeyError(f"no conversation {short_id}")
+        return conv
+
+    def user(self, user_id: int, app_id: int | None = None) -> dict[str, Any] | None:
+        """A registered int user's profile (BatchGetUser's record), or None."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            return self.social.profile(uid, app_id or self.app_id) if self.social.registered(uid) else None
+
+    def batch_users(self, user_ids: Iterable[int], app_id: int | None = None) -> dict[str, Any]:
+        """What BatchGetUser returns: ``{"Users": [...], "NotFoundUsers": [...]}`` in request order."""
+        ids = [check_int_user(u, "user_ids item") for u in user_ids]
+        return self.users_page(app_id or self.app_id, ids)
+
+    def add_user(self, user_id: int, **fields: Any) -> dict[str, Any]:
+        """Register an int user (registered "now" unless known) or update its profile fields
+        (NickName, Portrait, Ext, Tags, IsRobot, CreateTime, ...); returns the profile."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            self.social.add_user(uid, fields)
+            return self.social.profile(uid, self.app_id)
+
+    def friends(self, user_id: int, inbox_type: int = 0) -> list[dict[str, Any]]:
+        """Every friend of ``user_id`` in ListFriend order (the first one added first)."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            return self.social.friends(uid, int(inbox_type))
+
+    def add_friend(self, user_id: int, friend_id: int, inbox_type: int = 0, **fields: Any) -> dict[str, Any]:
+        """Make two int users friends "now" (both lists); ``fields`` (Alias, Ext) are ``user_id``'s side."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(friend_id, "friend user_id")
+        with self.lock:
+            return self.social.add_friend(uid, other, fields, int(inbox_type))
+
+    def remove_friend(self, user_id: int, friend_id: int) -> dict[str, Any]:
+        """End a friendship (both lists); returns ``user_id``'s record. ``KeyError`` if they are not friends."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(friend_id, "friend user_id")
+        with self.lock:
+            return self.social.remove_friend(uid, other)
+
+    def blacklist(self, user_id: int, inbox_type: int = 0) -> list[dict[str, Any]]:
+        """``user_id``'s blacklist in GetBlackList order (the entry added last first)."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            return self.social.blacklist(uid, int(inbox_type))
+
+    def add_to_blacklist(
+        self, user_id: int, other_id: int, inbox_type: int = 0, **fields: Any
+    ) -> dict[str, Any]:
+        """``user_id`` blacklists ``other_id`` "now" (``fields``: BlackListUserExt, ...)."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(other_id, "blacklisted user_id")
+        with self.lock:
+            return self.social.add_to_blacklist(uid, other, fields, int(inbox_type))
+
+    def remove_from_blacklist(self, user_id: int, other_id: int) -> dict[str, Any]:
+        """Remove a blacklist entry; returns it. ``KeyError`` if absent."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(other_id, "blacklisted user_id")
+        with self.lock:
+            return self.social.remove_from_blacklist(uid, other)
+
+    # ------------------------------------------------------------------ read positions, mute/block lists
+    def read_indexes(self, short_id: int) -> list[dict[str, Any]]:
+        """GetParticipantReadIndex's ``ReadIndexes``: members who read something (others: 0), join order."""
+        with self.lock:
+            return self.social.read_indexes(self._conv(short_id))
+
+    def set_read_index(self, short_id: int, user_id: int | str, read_index: int) -> dict[str, Any]:
+        """Set how far a member has read (0..the last IndexInConversation)."""
+        key = check_user_key(user_id)
+        with self.lock:
+            return self.social.set_read_index(self._conv(short_id), key, read_index)
+
+    def block_participants(self, short_id: int, block_action: int = 0) -> list[dict[str, Any]]:
+        """BatchGetBlockParticipants' items: the muted (0) or blocked (1) members, in join order."""
+        action = _block_action(block_action)
+        with self.lock:
+            conv = self._conv(short_id)
+            return [self.social.render_block(conv, k, e) for k, e in self.social.block_list(conv, action)]
+
+    def set_block(
+        self, short_id: int, user_id: int | str, block_action: int = 0, block_time: int | None = None
+    ) -> dict[str, Any]:
+        """Mute (0) or block (1) a member "now" until ``block_time`` (Unix s; default in 7 days).
+        Muting sets the member's ``BlockTime``, as ScanConversationParticipantList shows it."""
+        key, action = check_user_key(user_id), _block_action(block_action)
+        with self.lock:
+            return self.social.set_block(self._conv(short_id), key, action, block_time)
+
+    def remove_block(self, short_id: int, user_id: int | str, block_action: int = 0) -> dict[str, Any]:
+        """Unmute (0) or unblock (1) a member; returns the entry. ``KeyError`` if not on the list."""
+        key, action = check_user_key(user_id), _block_action(block_action)
+        with self.lock:
+            return self.social.remove_block(self._conv(short_id), key, action)
+
     # ------------------------------------------------------------------ action queries
     def user_conversations_page(
         self,
@@ -366,3 +466,83 @@ class EmulatorBackend:
         """BatchGetConversations' Result."""
         with self.lock:
             return {"ConversationCoreInfos": self.store.batch(ids, app_id, skip_member_count)}
+
+    def users_page(self, app_id: int, ids: list[int]) -> dict[str, Any]:
+        """BatchGetUser's Result: registered users once each, the others in NotFoundUsers."""
+        users: list[dict[str, Any]] = []
+        missing: list[int] = []
+        with self.lock:
+            for uid in dict.fromkeys(ids):
+                if uid > 0 and self.social.registered(uid):
+                    users.append(self.social.profile(uid, app_id))
+                else:
+                    missing.append(uid)
+        return {"Users": users, "NotFoundUsers": missing}
+
+    def friends_page(
+        self,
+        uid: int,
+        *,
+        inbox_type: int,
+        cursor: int,
+        limit: int,
+        need_total: bool,
+        anomaly: str | None = None,
+    ) -> dict[str, Any]:
+        """ListFriend's Result (TotalCount 0 unless ``need_total``)."""
+        with self.lock:
+            items = self.social.friends(uid, inbox_type) if uid > 0 else []
+            pg = opaque_page(self.codec, ("friends", uid, inbox_type), cursor, limit, len(items), anomaly)
+        return {
+            "FriendInfos": items[pg.start : pg.stop],
+            "HasMore": pg.has_more,
+            "NextCursor": pg.next_cursor,
+            "TotalCount": len(items) if need_total else 0,
+        }
+
+    def blacklist_page(
+        self,
+        uid: int,
+        *,
+        inbox_type: int,
+        cursor: int,
+        limit: int,
+        need_total: bool,
+        anomaly: str | None = None,
+    ) -> dict[str, Any]:
+        """GetBlackList's Result, newest first (TotalCount 0 unless ``need_total``)."""
+        with self.lock:
+            items = self.social.blacklist(uid, inbox_type) if uid > 0 else []
+            pg = opaque_page(self.codec, ("blacklist", uid, inbox_type), cursor, limit, len(items), anomaly)
+        return {
+            "BlackListInfos": items[pg.start : pg.stop],
+            "HasMore": pg.has_more,
+            "NextCursor": pg.next_cursor,
+            "TotalCount": len(items) if need_total else 0,
+        }
+
+    def read_index_page(self, app_id: int, sid: int) -> dict[str, Any]:
+        """GetParticipantReadIndex's Result (an unknown conversation: none)."""
+        with self.lock:
+            conv = self.store.get(sid, app_id)
+            return {"ReadIndexes": self.social.read_indexes(conv) if conv is not None else []}
+
+    def blocks_page(
+        self, app_id: int, sid: int, *, block_action: int, cursor: int, limit: int, anomaly: str | None = None
+    ) -> dict[str, Any]:
+        """BatchGetBlockParticipants' Result (an unknown conversation: one empty last page)."""
+        with self.lock:
+            conv = self.store.get(sid, app_id)
+            entries = self.social.block_list(conv, block_action) if conv is not None else []
+            scope = ("blocks", app_id, sid, block_action)
+            pg = opaque_page(self.codec, scope, cursor, limit, len(entries), anomaly)
+            parts = [self.social.render_block(conv, k, e) for k, e in entries[pg.start : pg.stop]]  # type: ignore[arg-type]
+        return {"Participants": parts, "HasMore": pg.has_more, "NextCursor": pg.next_cursor}
+
+
+def _block_action(value: Any) -> int:
+    if value in ("mute", "block"):
+        return 0 if value == "mute" else 1
+    if isinstance(value, bool) or value not in BLOCK_ACTIONS:
+        raise ValueError(f"block_action must be 0 (mute) or 1 (block), got {value!r}")
+    return int(value)

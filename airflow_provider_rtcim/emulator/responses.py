@@ -169,3 +169,105 @@ def batch_get_conversations(call: Call, req: dict[str, Any]) -> Reply:
     if fault is not None:
         return fault
     return call.ok(call.backend.batch_page(app_id, ids, skip))
+
+
+# ----------------------------------------------------------------------------- further read actions
+@action("BatchGetUser")
+def batch_get_user(call: Call, req: dict[str, Any]) -> Reply:
+    """Profiles of up to 50 int users; unknown ones in NotFoundUsers. No pagination, no ``*Str`` field."""
+    require(req, "AppId", "UserIds")
+    app_id = app_id_of(req)
+    ids = id_list(req, "UserIds", MAX_BATCH_IDS)
+    check_app_exists(call.app_ids, app_id)
+    fault = call.fault(("BatchGetUser", app_id, tuple(ids)), {"Users": [], "NotFoundUsers": []})
+    if fault is not None:
+        return fault
+    return call.ok(call.backend.users_page(app_id, ids))
+
+
+def _user_listing(req: dict[str, Any], *, limit_default: int | None) -> tuple[int, int, int, int, int, bool]:
+    """``(AppId, UserId, Cursor, Limit, InboxType, NeedTotal)`` of ListFriend / GetBlackList."""
+    require(req, "AppId", "UserId", "Cursor", *(() if limit_default else ("Limit",)))
+    app_id = app_id_of(req)
+    uid = integer("UserId", req["UserId"])
+    cursor = integer("Cursor", req["Cursor"])
+    limit = limit_of(req, MAX_LIMIT, limit_default)
+    return app_id, uid, cursor, limit, inbox_of(req), boolean(req, "NeedTotal", False)
+
+
+@action("ListFriend")
+def list_friend(call: Call, req: dict[str, Any]) -> Reply:
+    """A user's friends, the first added first; a negative NextCursor (-1) ends the listing."""
+    app_id, uid, cursor, limit, inbox, need_total = _user_listing(req, limit_default=MAX_LIMIT)
+    check_app_exists(call.app_ids, app_id)
+    empty = {"FriendInfos": [], "HasMore": False, "NextCursor": -1, "TotalCount": 0}
+    fault = call.fault(("ListFriend", app_id, uid, cursor, limit, inbox, need_total), empty)
+    if fault is not None:
+        return fault
+    return call.ok(
+        call.backend.friends_page(
+            uid,
+            inbox_type=inbox,
+            cursor=cursor,
+            limit=limit,
+            need_total=need_total,
+            anomaly=call.anomaly_for(uid),
+        )
+    )
+
+
+@action("GetBlackList")
+def get_black_list(call: Call, req: dict[str, Any]) -> Reply:
+    """A user's blacklist, newest first; a negative NextCursor (-1) ends the listing."""
+    app_id, uid, cursor, limit, inbox, need_total = _user_listing(req, limit_default=None)
+    check_app_exists(call.app_ids, app_id)
+    empty = {"BlackListInfos": [], "HasMore": False, "NextCursor": -1, "TotalCount": 0}
+    fault = call.fault(("GetBlackList", app_id, uid, cursor, limit, inbox, need_total), empty)
+    if fault is not None:
+        return fault
+    return call.ok(
+        call.backend.blacklist_page(
+            uid,
+            inbox_type=inbox,
+            cursor=cursor,
+            limit=limit,
+            need_total=need_total,
+            anomaly=call.anomaly_for(uid),
+        )
+    )
+
+
+@action("GetParticipantReadIndex")
+def get_participant_read_index(call: Call, req: dict[str, Any]) -> Reply:
+    """How far each member has read; members who read nothing are absent (ReadIndex 0). No pagination."""
+    require(req, "AppId", "ConversationShortId")
+    app_id = app_id_of(req)
+    sid = integer("ConversationShortId", req["ConversationShortId"])
+    check_app_exists(call.app_ids, app_id)
+    fault = call.fault(("GetParticipantReadIndex", app_id, sid), {"ReadIndexes": []})
+    if fault is not None:
+        return fault
+    return call.ok(call.backend.read_index_page(app_id, sid))
+
+
+@action("BatchGetBlockParticipants")
+def batch_get_block_participants(call: Call, req: dict[str, Any]) -> Reply:
+    """A conversation's muted (BlockAction 0) or blocked (1) members; NextCursor -1 ends the listing."""
+    require(req, "AppId", "ConversationShortId", "Cursor", "Limit")
+    app_id = app_id_of(req)
+    sid = integer("ConversationShortId", req["ConversationShortId"])
+    cursor = integer("Cursor", req["Cursor"])
+    limit = limit_of(req, MAX_LIMIT)
+    block_action = optional_int(req, "BlockAction", 0)
+    if block_action not in (0, 1):
+        raise invalid(f"BlockAction must be 0 (mute) or 1 (block), got {block_action}")
+    check_app_exists(call.app_ids, app_id)
+    key = ("BatchGetBlockParticipants", app_id, sid, cursor, limit, block_action)
+    fault = call.fault(key, {"Participants": [], "HasMore": False, "NextCursor": -1})
+    if fault is not None:
+        return fault
+    return call.ok(
+        call.backend.blocks_page(
+            app_id, sid, block_action=block_action, cursor=cursor, limit=limit, anomaly=call.anomaly_for(sid)
+        )
+    )

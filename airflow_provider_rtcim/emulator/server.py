@@ -341,6 +341,20 @@ class Emulator:
     add_message = _data_method("add_message")
     add_messages = _data_method("add_messages")
     set_message_count = _data_method("set_message_count")
+    user = _data_method("user")
+    batch_users = _data_method("batch_users")
+    add_user = _data_method("add_user")
+    friends = _data_method("friends")
+    add_friend = _data_method("add_friend")
+    remove_friend = _data_method("remove_friend")
+    blacklist = _data_method("blacklist")
+    add_to_blacklist = _data_method("add_to_blacklist")
+    remove_from_blacklist = _data_method("remove_from_blacklist")
+    read_indexes = _data_method("read_indexes")
+    set_read_index = _data_method("set_read_index")
+    block_participants = _data_method("block_participants")
+    set_block = _data_method("set_block")
+    remove_block = _data_method("remove_block")
 
     # ------------------------------------------------------------------ stats
     def reset_stats(self) -> None:
