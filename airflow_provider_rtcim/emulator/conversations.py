@@ -200,7 +200,6 @@ class ConversationStore:
         return out
 
     def _invalidate(self, conv: Conversation) -> None:
-        self.generation += 1
         for key in conv.listers:
             self._cache.pop(key, None)
 
@@ -217,7 +216,8 @@ class ConversationStore:
             raise ValueError("ConversationShortId must be an integer")
         if sid is not None and sid in self.convs:
             conv = self.convs[sid]
-            fields.setdefault("ModifyTime", self._clock + 1)
+            self.generation += 1
+            fields.setdefault("ModifyTime", max(int(time.time()), self._clock + 1))
             conv.info.update(fields)
             for name in USER_FIELDS:
                 if name in fields or f"{name}Str" in fields:
@@ -229,9 +229,20 @@ class ConversationStore:
         info = fields
         if sid is None:
             info["ConversationShortId"] = sid = self._max_sid + 1
+        now = max(int(time.time()), self._clock + 1)  # after every seeded time, like its messages
         if info.get("CreateTime") is None:
-            info["CreateTime"] = self._clock + 1
-        info.setdefault("ModifyTime", max(self._clock + 1, int(info["CreateTime"])))
+            info["CreateTime"] = now
+        info.setdefault("ModifyTime", max(now, int(info["CreateTime"])))
+        kind = info.setdefault("ConversationType", 1)
+        if kind == 1:  # a one-to-one: two members, the other one named like seeded ones
+            other = key_of(info, "OtherUserId")
+            if other is None:
+                other = self._new_partner(uid, sid)
+                info.update(user_fields("OtherUserId", other))
+            low, high = sorted([str(uid), str(other)]) if isinstance(uid, str) else sorted([uid, other])  # type: ignore[type-var]
+            info.setdefault("ConversationId", f"0:1:{low}:{high}")
+        elif isinstance(kind, int) and not isinstance(kind, bool):
+            info.setdefault("ConversationId", f"{kind}:{sid:x}")
         complete_info(info, uid, self.default_app_id)
         core = [k for k in (key_of(info, "CreatorUserId"), key_of(info, "OwnerUserId")) if k is not None]
         other = key_of(info, "OtherUserId")
@@ -244,6 +255,11 @@ class ConversationStore:
             info["MemberCount"] = len(core)
         self.add_record(info, [uid], core=core, fill=fill, string_fill=isinstance(uid, str))
         return info
+
+    def _new_partner(self, uid: UserKey, sid: int) -> UserKey:
+        """The other user of an added one-to-one: an id like the seeded partners' (not ``uid``)."""
+        n = 10_000_000_000 + hash64(self.seed, "partner", sid) % 89_999_999_999
+        return f"u_{n:x}" if isinstance(uid, str) else n
 
     def remove_conversation(self, uid: UserKey, sid: int | None = None) -> dict[str, Any]:
         """``uid`` stops listing one conversation (default: its newest by creation); KeyError if none.
