@@ -276,42 +276,42 @@ def user(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
     return (200, profile) if profile is not None else (404, {"error": f"no user {uid}"})
 
 
-@route({"GET"}, "/users/{uid}/friends")
-def friends(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
-    uid = _int_user(req.params["uid"])
-    return 200, {"FriendInfos": emu.backend.friends(uid, _inbox(req))}
+def _user_list_routes(segment: str, items: str, listing: str, add: str, remove: str, shape: str) -> None:
+    """GET/POST ``/users/{uid}/<segment>`` and DELETE ``/users/{uid}/<segment>/{other}`` over the
+    backend's ``listing``, ``add`` and ``remove`` methods (friends and blacklists)."""
+
+    @route({"GET"}, f"/users/{{uid}}/{segment}")
+    def get(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+        return 200, {items: getattr(emu.backend, listing)(_int_user(req.params["uid"]), _inbox(req))}
+
+    @route({"POST"}, f"/users/{{uid}}/{segment}")
+    def post(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+        uid = _int_user(req.params["uid"])
+        other, fields = _pop_user(req, shape)
+        return 201, getattr(emu.backend, add)(uid, other, _inbox(req, fields), **fields)
+
+    @route({"DELETE"}, f"/users/{{uid}}/{segment}/{{other}}")
+    def delete(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
+        uid, other = _int_user(req.params["uid"]), _int_user(req.params["other"])
+        return 200, getattr(emu.backend, remove)(uid, other)
 
 
-@route({"POST"}, "/users/{uid}/friends")
-def add_friend(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
-    uid = _int_user(req.params["uid"])
-    other, fields = _pop_user(req, '{"user_id": 7, "inbox_type": 0, "Alias": ..., "Ext": {...}}')
-    return 201, emu.backend.add_friend(uid, other, _inbox(req, fields), **fields)
-
-
-@route({"DELETE"}, "/users/{uid}/friends/{other}")
-def remove_friend(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
-    uid, other = _int_user(req.params["uid"]), _int_user(req.params["other"])
-    return 200, emu.backend.remove_friend(uid, other)
-
-
-@route({"GET"}, "/users/{uid}/blacklist")
-def blacklist(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
-    uid = _int_user(req.params["uid"])
-    return 200, {"BlackListInfos": emu.backend.blacklist(uid, _inbox(req))}
-
-
-@route({"POST"}, "/users/{uid}/blacklist")
-def add_to_blacklist(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
-    uid = _int_user(req.params["uid"])
-    other, fields = _pop_user(req, '{"user_id": 7, "inbox_type": 0, "BlackListUserExt": {...}}')
-    return 201, emu.backend.add_to_blacklist(uid, other, _inbox(req, fields), **fields)
-
-
-@route({"DELETE"}, "/users/{uid}/blacklist/{other}")
-def remove_from_blacklist(emu: AdminTarget, req: AdminRequest) -> tuple[int, Any]:
-    uid, other = _int_user(req.params["uid"]), _int_user(req.params["other"])
-    return 200, emu.backend.remove_from_blacklist(uid, other)
+_user_list_routes(
+    "friends",
+    "FriendInfos",
+    "friends",
+    "add_friend",
+    "remove_friend",
+    '{"user_id": 7, "inbox_type": 0, "Alias": ..., "Ext": {...}}',
+)
+_user_list_routes(
+    "blacklist",
+    "BlackListInfos",
+    "blacklist",
+    "add_to_blacklist",
+    "remove_from_blacklist",
+    '{"user_id": 7, "inbox_type": 0, "BlackListUserExt": {...}}',
+)
 
 
 # ----------------------------------------------------------------------------- read positions, mute/block lists

@@ -33,6 +33,9 @@ from airflow_provider_rtcim.emulator.records import DATA_TYPES, Conversation
 from airflow_provider_rtcim.emulator.social import BLOCK_ACTIONS, SocialStore
 from airflow_provider_rtcim.emulator.utils import UserKey, check_int_user, check_user_key, hash64
 
+USER_LISTINGS = {"friends": ("friends", "FriendInfos"), "blacklist": ("blacklist", "BlackListInfos")}
+"""A user's listings: ``{listing: (SocialStore method, Result field)}``."""
+
 
 class EmulatorBackend:
     """The data of one emulator: generated from a seed (``users``, ``conversations_per_user``,
@@ -479,8 +482,9 @@ class EmulatorBackend:
                     missing.append(uid)
         return {"Users": users, "NotFoundUsers": missing}
 
-    def friends_page(
+    def user_listing_page(
         self,
+        listing: str,
         uid: int,
         *,
         inbox_type: int,
@@ -489,33 +493,14 @@ class EmulatorBackend:
         need_total: bool,
         anomaly: str | None = None,
     ) -> dict[str, Any]:
-        """ListFriend's Result (TotalCount 0 unless ``need_total``)."""
+        """ListFriend's (``listing="friends"``) or GetBlackList's (``"blacklist"``) Result;
+        TotalCount is 0 unless ``need_total``. An unknown user (or 0) has an empty last page."""
+        items_of, field = USER_LISTINGS[listing]
         with self.lock:
-            items = self.social.friends(uid, inbox_type) if uid > 0 else []
-            pg = opaque_page(self.codec, ("friends", uid, inbox_type), cursor, limit, len(items), anomaly)
+            items = getattr(self.social, items_of)(uid, inbox_type) if uid > 0 else []
+            pg = opaque_page(self.codec, (listing, uid, inbox_type), cursor, limit, len(items), anomaly)
         return {
-            "FriendInfos": items[pg.start : pg.stop],
-            "HasMore": pg.has_more,
-            "NextCursor": pg.next_cursor,
-            "TotalCount": len(items) if need_total else 0,
-        }
-
-    def blacklist_page(
-        self,
-        uid: int,
-        *,
-        inbox_type: int,
-        cursor: int,
-        limit: int,
-        need_total: bool,
-        anomaly: str | None = None,
-    ) -> dict[str, Any]:
-        """GetBlackList's Result, newest first (TotalCount 0 unless ``need_total``)."""
-        with self.lock:
-            items = self.social.blacklist(uid, inbox_type) if uid > 0 else []
-            pg = opaque_page(self.codec, ("blacklist", uid, inbox_type), cursor, limit, len(items), anomaly)
-        return {
-            "BlackListInfos": items[pg.start : pg.stop],
+            field: items[pg.start : pg.stop],
             "HasMore": pg.has_more,
             "NextCursor": pg.next_cursor,
             "TotalCount": len(items) if need_total else 0,

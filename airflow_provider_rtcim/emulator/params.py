@@ -56,6 +56,23 @@ def limit_of(req: dict[str, Any], maximum: int, default: int | None = None) -> i
     return limit
 
 
+def conversation_paging(req: dict[str, Any], maximum: int) -> tuple[int, int, int, int]:
+    """``(AppId, ConversationShortId, Cursor, Limit)`` of a paged conversation action, all required."""
+    require(req, "AppId", "ConversationShortId", "Cursor", "Limit")
+    app_id = app_id_of(req)
+    sid = integer("ConversationShortId", req["ConversationShortId"])
+    return app_id, sid, integer("Cursor", req["Cursor"]), limit_of(req, maximum)
+
+
+def choice(req: dict[str, Any], name: str, allowed: dict[int, str], default: int = 0) -> int:
+    """An optional int field that must be one of ``allowed`` (``{value: meaning}``)."""
+    value = optional_int(req, name, default)
+    if value not in allowed:
+        names = " or ".join(f"{k} ({v})" for k, v in allowed.items())
+        raise invalid(f"{name} must be {names}, got {value}")
+    return value
+
+
 def inbox_of(req: dict[str, Any]) -> int:
     inbox = optional_int(req, "InboxType", 0)
     if inbox < 0:

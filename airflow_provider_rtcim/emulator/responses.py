@@ -24,23 +24,25 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_rtcim.emulator.context import Call
-from airflow_provider_rtcim.emulator.exceptions import ApiError, invalid, unmarshal
+from airflow_provider_rtcim.emulator.exceptions import ApiError, unmarshal
+from airflow_provider_rtcim.emulator.models import USER_LISTINGS
 from airflow_provider_rtcim.emulator.params import (
     app_id_of,
     boolean,
     check_app_exists,
+    choice,
+    conversation_paging,
     id_list,
     inbox_of,
     integer,
     limit_of,
-    optional_int,
     require,
     user_of,
 )
-from airflow_provider_rtcim.emulator.records import DATA_TYPES
 from airflow_provider_rtcim.emulator.transport import Reply
 
 VERSION = "2020-12-01"
+DATA_TYPE_MEANINGS = {0: "most recently active first", 1: "by creation time", 2: "live groups created"}
 MAX_LIMIT = 20  # GetUserConversations, GetConversationMessages and the further paged actions
 MAX_PARTICIPANT_LIMIT = 100
 MAX_BATCH_IDS = 50
@@ -70,9 +72,7 @@ def get_user_conversations(call: Call, req: dict[str, Any]) -> Reply:
     uid = user_of(req, "ParticipantUserId")
     cursor = integer("Cursor", req["Cursor"])
     limit = limit_of(req, MAX_LIMIT)
-    data_type = optional_int(req, "DataType", 0)
-    if data_type not in DATA_TYPES:
-        raise invalid(f"DataType must be 0, 1 or 2, got {data_type}")
+    data_type = choice(req, "DataType", DATA_TYPE_MEANINGS)
     inbox = inbox_of(req)
     skip = boolean(req, "SkipMemberCount", False)
     check_app_exists(call.app_ids, app_id)
@@ -100,11 +100,7 @@ def get_user_conversations(call: Call, req: dict[str, Any]) -> Reply:
 @action("ScanConversationParticipantList")
 def scan_conversation_participant_list(call: Call, req: dict[str, Any]) -> Reply:
     """A conversation's members, by join time; a negative NextCursor (-1) ends the listing."""
-    require(req, "AppId", "ConversationShortId", "Cursor", "Limit")
-    app_id = app_id_of(req)
-    sid = integer("ConversationShortId", req["ConversationShortId"])
-    cursor = integer("Cursor", req["Cursor"])
-    limit = limit_of(req, MAX_PARTICIPANT_LIMIT)
+    app_id, sid, cursor, limit = conversation_paging(req, MAX_PARTICIPANT_LIMIT)
     reverse = boolean(req, "Reverse", False)
     only_ids = boolean(req, "OnlyUserIds", False)
     online = boolean(req, "ScanOnlineParticipant", False)
@@ -137,14 +133,8 @@ def scan_conversation_participant_list(call: Call, req: dict[str, Any]) -> Reply
 @action("GetConversationMessages")
 def get_conversation_messages(call: Call, req: dict[str, Any]) -> Reply:
     """A conversation's messages by IndexInConversation; NewCursor is where the next page starts."""
-    require(req, "AppId", "ConversationShortId", "Cursor", "Limit")
-    app_id = app_id_of(req)
-    sid = integer("ConversationShortId", req["ConversationShortId"])
-    cursor = integer("Cursor", req["Cursor"])
-    limit = limit_of(req, MAX_LIMIT)
-    reverse = optional_int(req, "Reverse", 0)
-    if reverse not in (0, 1):
-        raise invalid(f"Reverse must be 0 or 1, got {reverse}")
+    app_id, sid, cursor, limit = conversation_paging(req, MAX_LIMIT)
+    reverse = choice(req, "Reverse", {0: "forward", 1: "backward"})
     check_app_exists(call.app_ids, app_id)
     key = ("GetConversationMessages", app_id, sid, cursor, limit, reverse)
     fault = call.fault(key, {"Messages": [], "HasMore": False, "NewCursor": 0})
@@ -185,56 +175,46 @@ def batch_get_user(call: Call, req: dict[str, Any]) -> Reply:
     return call.ok(call.backend.users_page(app_id, ids))
 
 
-def _user_listing(req: dict[str, Any], *, limit_default: int | None) -> tuple[int, int, int, int, int, bool]:
-    """``(AppId, UserId, Cursor, Limit, InboxType, NeedTotal)`` of ListFriend / GetBlackList."""
+def _user_listing(
+    call: Call, req: dict[str, Any], action: str, listing: str, limit_default: int | None
+) -> Reply:
+    """ListFriend / GetBlackList: ``UserId`` (int64 only), ``Cursor``, ``Limit``, ``InboxType``, ``NeedTotal``."""
     require(req, "AppId", "UserId", "Cursor", *(() if limit_default else ("Limit",)))
     app_id = app_id_of(req)
     uid = integer("UserId", req["UserId"])
     cursor = integer("Cursor", req["Cursor"])
     limit = limit_of(req, MAX_LIMIT, limit_default)
-    return app_id, uid, cursor, limit, inbox_of(req), boolean(req, "NeedTotal", False)
+    inbox = inbox_of(req)
+    need_total = boolean(req, "NeedTotal", False)
+    check_app_exists(call.app_ids, app_id)
+    field = USER_LISTINGS[listing][1]
+    empty = {field: [], "HasMore": False, "NextCursor": -1, "TotalCount": 0}
+    fault = call.fault((action, app_id, uid, cursor, limit, inbox, need_total), empty)
+    if fault is not None:
+        return fault
+    return call.ok(
+        call.backend.user_listing_page(
+            listing,
+            uid,
+            inbox_type=inbox,
+            cursor=cursor,
+            limit=limit,
+            need_total=need_total,
+            anomaly=call.anomaly_for(uid),
+        )
+    )
 
 
 @action("ListFriend")
 def list_friend(call: Call, req: dict[str, Any]) -> Reply:
-    """A user's friends, the first added first; a negative NextCursor (-1) ends the listing."""
-    app_id, uid, cursor, limit, inbox, need_total = _user_listing(req, limit_default=MAX_LIMIT)
-    check_app_exists(call.app_ids, app_id)
-    empty = {"FriendInfos": [], "HasMore": False, "NextCursor": -1, "TotalCount": 0}
-    fault = call.fault(("ListFriend", app_id, uid, cursor, limit, inbox, need_total), empty)
-    if fault is not None:
-        return fault
-    return call.ok(
-        call.backend.friends_page(
-            uid,
-            inbox_type=inbox,
-            cursor=cursor,
-            limit=limit,
-            need_total=need_total,
-            anomaly=call.anomaly_for(uid),
-        )
-    )
+    """A user's friends, the first added first (Limit defaults to 20); NextCursor -1 ends the listing."""
+    return _user_listing(call, req, "ListFriend", "friends", limit_default=MAX_LIMIT)
 
 
 @action("GetBlackList")
 def get_black_list(call: Call, req: dict[str, Any]) -> Reply:
-    """A user's blacklist, newest first; a negative NextCursor (-1) ends the listing."""
-    app_id, uid, cursor, limit, inbox, need_total = _user_listing(req, limit_default=None)
-    check_app_exists(call.app_ids, app_id)
-    empty = {"BlackListInfos": [], "HasMore": False, "NextCursor": -1, "TotalCount": 0}
-    fault = call.fault(("GetBlackList", app_id, uid, cursor, limit, inbox, need_total), empty)
-    if fault is not None:
-        return fault
-    return call.ok(
-        call.backend.blacklist_page(
-            uid,
-            inbox_type=inbox,
-            cursor=cursor,
-            limit=limit,
-            need_total=need_total,
-            anomaly=call.anomaly_for(uid),
-        )
-    )
+    """A user's blacklist, newest first (Limit required); NextCursor -1 ends the listing."""
+    return _user_listing(call, req, "GetBlackList", "blacklist", limit_default=None)
 
 
 @action("GetParticipantReadIndex")
@@ -253,14 +233,8 @@ def get_participant_read_index(call: Call, req: dict[str, Any]) -> Reply:
 @action("BatchGetBlockParticipants")
 def batch_get_block_participants(call: Call, req: dict[str, Any]) -> Reply:
     """A conversation's muted (BlockAction 0) or blocked (1) members; NextCursor -1 ends the listing."""
-    require(req, "AppId", "ConversationShortId", "Cursor", "Limit")
-    app_id = app_id_of(req)
-    sid = integer("ConversationShortId", req["ConversationShortId"])
-    cursor = integer("Cursor", req["Cursor"])
-    limit = limit_of(req, MAX_LIMIT)
-    block_action = optional_int(req, "BlockAction", 0)
-    if block_action not in (0, 1):
-        raise invalid(f"BlockAction must be 0 (mute) or 1 (block), got {block_action}")
+    app_id, sid, cursor, limit = conversation_paging(req, MAX_LIMIT)
+    block_action = choice(req, "BlockAction", {0: "mute", 1: "block"})
     check_app_exists(call.app_ids, app_id)
     key = ("BatchGetBlockParticipants", app_id, sid, cursor, limit, block_action)
     fault = call.fault(key, {"Participants": [], "HasMore": False, "NextCursor": -1})
