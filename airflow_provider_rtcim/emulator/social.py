@@ -130,13 +130,14 @@ class SocialStore:
         return user
 
     def add_user(self, uid: int, fields: Mapping[str, Any]) -> None:
+        """Register ``uid`` "now", or update the profile of a registered user (ModifyTime "now")."""
         fields = {k: v for k, v in fields.items() if k not in ("UserId", "AppId")}
-        if uid not in self.profiles:
-            now = _now_ms()
-            self.profiles[uid] = {"CreateTime": now, "ModifyTime": now} if not self.registered(uid) else {}
+        now = _now_ms()
+        if not self.registered(uid):
+            self.profiles[uid] = {"CreateTime": now, "ModifyTime": now}
         elif fields:
-            fields.setdefault("ModifyTime", _now_ms())
-        self.profiles[uid].update(fields)
+            fields.setdefault("ModifyTime", now)
+        self.profiles.setdefault(uid, {}).update(fields)
 
     # ------------------------------------------------------------------ friends
     def _seeded_friend(self, lo: int, hi: int) -> bool:

@@ -330,6 +330,11 @@ def test_admin_users_friends_and_blacklist(rtcim_emulator: Emulator) -> None:
     assert user["NickName"] == "新来的 🐣" and user["Tags"] == ["beta"] and user["UserId"] == 555
     assert admin(emu, "GET", "/users/555").json() == emu.user(555)
     assert admin(emu, "GET", "/users/556").status_code == 404
+    seeded = emu.user(a)
+    renamed = admin(emu, "POST", "/users", json={"user_id": a, "NickName": "改名了"}).json()
+    assert renamed["CreateTime"] == seeded["CreateTime"] and renamed["ModifyTime"] > seeded["ModifyTime"]
+    assert result(emu, USERS, UserIds=[a])["Users"] == [renamed]
+    assert admin(emu, "POST", "/users", json={"user_id": "007"}).status_code == 400  # int64 only
 
     before = len(emu.friends(a))
     resp = admin(emu, "POST", f"/users/{a}/friends", json={"user_id": 555, "Alias": "小新"})
