@@ -64,6 +64,7 @@ from airflow_provider_rtcim.core.errors import (
     FIX_HINTS,
     RtcImError,
 )
+from airflow_provider_rtcim.core.lazy import lazy_lock, locked_cached_property
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
 from airflow_provider_rtcim.core.validation import (
@@ -235,25 +236,14 @@ class RtcImClient:
         self._log = logger if logger is not None else _log
         self.rate_limiter = RateLimiter(max_qps, sleep=sleep)
         self.stats = ClientStats()
-        self._session: requests.Session | None = None
-        self._session_lock = threading.Lock()
         self._request_proxies: dict[str, str] = {}
         self._request_verify: bool | str = verify
 
     # -- session ------------------------------------------------------------------------
 
-    @property
+    @locked_cached_property
     def session(self) -> requests.Session:
         """The shared ``requests.Session``, built on first use."""
-        session = self._session
-        if session is None:
-            with self._session_lock:
-                session = self._session
-                if session is None:
-                    session = self._session = self._build_session()
-        return session
-
-    def _build_session(self) -> requests.Session:
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize, max_retries=0)
         session.mount("https://", adapter)
@@ -276,8 +266,8 @@ class RtcImClient:
 
     def close(self) -> None:
         """Close the session's pooled connections (the client can still be used after)."""
-        with self._session_lock:
-            session, self._session = self._session, None
+        with lazy_lock(self):
+            session = self.__dict__.pop("session", None)
         if session is not None:
             session.close()
 

@@ -9,7 +9,7 @@ cursor. It stops with a ``PaginationAnomaly`` error when a page says ``HasMore``
 cursor is missing, not an integer, negative (unless that ends the action), equal to the cursor
 just sent, or one already sent (a cycle), and when a listing needs more than ``max_pages``
 pages. An empty page with ``HasMore`` and a new cursor is legal and the walk goes on, but
-:func:`iter_items` stops after ``max_pages_without_new_items`` (default 100) pages in a row
+:class:`Listing` stops after ``max_pages_without_new_items`` (default 100) pages in a row
 that bring no new id (empty or all duplicates) while still saying ``HasMore``. A page without
 a boolean ``HasMore`` is malformed (``MalformedResponse``), never the end of the listing: a
 fetcher that retries should check pages with :func:`page_problem` so such a page is fetched
@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_rtcim.core.actions import PagedAction
+from airflow_provider_rtcim.core.defaults import DEFAULT_MAX_PAGES
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
 from airflow_provider_rtcim.core.keys import SeenKeys
 
 FetchPage = Callable[[int], Mapping[str, Any]]
 
-DEFAULT_MAX_PAGES = 100_000
 DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS = 100
 
 
@@ -155,7 +155,15 @@ def iter_pages(
 
 
 class Listing(Iterator[dict[str, Any]]):
-    """Every item of every page of one listing, each id once, lazily; see :func:`iter_items`.
+    """Every item of every page of one listing, each id once, lazily.
+
+    Items are yielded as the API returned them (unknown fields kept). An item without an id
+    (see :attr:`PagedAction.id_keys`) is an error: it could not be deduplicated.
+    ``on_duplicate(id, page)`` is called for each skipped duplicate; ``after_position``
+    resumes after a position (``spec.position_key``), dropping items not past it, so a cursor
+    that restarts or repeats cannot double an item; ``max_pages_without_new_items`` bounds a
+    run of pages that bring no new item but still say ``HasMore`` (a ``PaginationAnomaly``),
+    while a last page ends the listing normally however many empty pages came before it.
 
     Besides the items it tells, once exhausted, where a later listing should resume:
 
@@ -298,16 +306,3 @@ class Listing(Iterator[dict[str, Any]]):
                 )
         nxt = returned[0]
         self.resume_cursor = nxt if nxt is not None and nxt >= 0 else sent[0]
-
-
-iter_items = Listing
-"""Every item of every page, each id once (later duplicates are skipped): a :class:`Listing`.
-
-Items are yielded as the API returned them (unknown fields kept). An item without an id (see
-:attr:`PagedAction.id_keys`) is an error: it could not be deduplicated. ``on_duplicate(id,
-page)`` is called for each skipped duplicate; ``after_position`` resumes after a position
-(``spec.position_key``), dropping items not past it, so a cursor that restarts or repeats
-cannot double an item; ``max_pages_without_new_items`` bounds a run of pages that bring no
-new item but still say ``HasMore`` (a ``PaginationAnomaly``), while a last page ends the
-listing normally however many empty pages came before it.
-"""
