@@ -236,6 +236,7 @@ class RtcImClient:
         self._log = logger if logger is not None else _log
         self.rate_limiter = RateLimiter(max_qps, sleep=sleep)
         self.stats = ClientStats()
+        self._urls: dict[tuple[str, str], str] = {}
         self._request_proxies: dict[str, str] = {}
         self._request_verify: bool | str = verify
 
@@ -293,14 +294,16 @@ class RtcImClient:
             response malformed (code ``MalformedResponse``, retried like a garbled body).
         :raises error_class: on any failure, with ``code``, ``http_status``, ``request_id``.
         """
-        validate_action(action)
-        validate_version(version)
+        url = self._urls.get((action, version))
+        if url is None:  # checked once per action and version, then looked up
+            validate_action(action)
+            validate_version(version)
+            url = self._urls[(action, version)] = self.url_for(action, version)
         if not isinstance(body, Mapping):
             raise ValueError(f"body must be a JSON object (dict), got {type(body).__name__}")
         if retry is not None and not isinstance(retry, bool):
             raise ValueError(f"retry must be True, False or None, got {retry!r}")
         data = encode_body(body)
-        url = self.url_for(action, version)
         can_retry = is_read_action(action) if retry is None else retry
         tries = self.max_retries + 1 if can_retry else 1
         attempt = 0

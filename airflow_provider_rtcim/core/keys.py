@@ -107,16 +107,17 @@ def parse_key_range(value: Any, field: str = "key_range") -> tuple[int, int | No
 class SeenKeys:
     """The keys seen so far: ints in a compact :class:`Int64Set`, strings in a ``set``."""
 
-    __slots__ = ("_ints", "_strs")
+    __slots__ = ("_add_int", "_ints", "_strs")
 
     def __init__(self) -> None:
         self._ints = Int64Set()
+        self._add_int = self._ints.add
         self._strs: set[str] = set()
 
     def add(self, key: int | str) -> bool:
         """Add ``key``; True when it was new."""
-        if isinstance(key, int):
-            return self._ints.add(key)
+        if type(key) is int or isinstance(key, int):
+            return self._add_int(key)
         if key in self._strs:
             return False
         self._strs.add(key)

@@ -242,6 +242,7 @@ class Listing(Iterator[dict[str, Any]]):
         def remember(next_cursor: int | None) -> None:
             returned[0] = next_cursor
 
+        id_of, items_key, seen_add = spec.id_of, spec.items_key, seen.add  # bound once: per item below
         barren = 0  # pages in a row without a new item
         for page_no, result in iter_pages(
             fetch,
@@ -254,8 +255,8 @@ class Listing(Iterator[dict[str, Any]]):
         ):
             self.pages = page_no
             new_items = 0
-            for item in result.get(spec.items_key) or ():
-                item_id = spec.id_of(item)
+            for item in result.get(items_key) or ():
+                item_id = id_of(item)
                 if item_id is None:
                     shown = item.get(id_key) if isinstance(item, Mapping) else None
                     wanted = (
@@ -283,7 +284,7 @@ class Listing(Iterator[dict[str, Any]]):
                     if after is not None and position <= after:
                         self.skipped += 1  # already taken by an earlier listing
                         continue
-                if not seen.add(item_id):
+                if not seen_add(item_id):
                     self.duplicates += 1
                     if self._on_duplicate is not None:
                         self._on_duplicate(item_id, page_no)
