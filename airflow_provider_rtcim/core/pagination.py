@@ -25,13 +25,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_rtcim.core.actions import PagedAction
-from airflow_provider_rtcim.core.defaults import DEFAULT_MAX_PAGES
+from airflow_provider_rtcim.core.defaults import DEFAULT_MAX_PAGES, DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
 from airflow_provider_rtcim.core.keys import SeenKeys
 
 FetchPage = Callable[[int], Mapping[str, Any]]
-
-DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS = 100
 
 
 def page_problem(result: Any, items_key: str) -> str | None:

@@ -30,10 +30,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from airflow_provider_rtcim.core.defaults import DEFAULT_REGION
+from airflow_provider_rtcim.core.defaults import DEFAULT_REGION, DEFAULT_SERVICE
 
 ALGORITHM = "HMAC-SHA256"
-DEFAULT_SERVICE = "rtc"
 X_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _UNRESERVED = "-_.~"
 

@@ -86,7 +86,6 @@ def _in_range(value: int, field: str, low: int, high: int, what: str) -> int:
 
 USER_ID_TYPES: tuple[str, ...] = ("int", "str")
 """The kinds of user id an app can use: ``"int"`` (int64, the default) or ``"str"`` (opaque text)."""
-DEFAULT_USER_ID_TYPE = "int"
 
 _STR_HINT = (
     'string user ids need user_id_type="str" (set extra.user_id_type on the connection, '

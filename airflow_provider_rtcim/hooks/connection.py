@@ -15,12 +15,12 @@ from airflow_provider_rtcim.core.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_MAX_QPS,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_REGION,
     DEFAULT_TIMEOUT,
+    DEFAULT_USER_ID_TYPE,
 )
 from airflow_provider_rtcim.core.errors import CODE_CONFIG
 from airflow_provider_rtcim.core.validation import (
-    DEFAULT_REGION,
-    DEFAULT_USER_ID_TYPE,
     parse_proxies,
     parse_verify,
     resolve_endpoint,

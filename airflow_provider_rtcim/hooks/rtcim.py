@@ -93,7 +93,6 @@ __all__ = [
     "parse_connection",
 ]
 
-GUC = GET_USER_CONVERSATIONS
 TEST_CONNECTION_USER_ID = 1
 """The placeholder user whose first conversation ``test_connection`` asks for."""
 
@@ -513,9 +512,13 @@ class RtcImHook(RtcImActionMethods, BaseHook):
             placeholder = TEST_CONNECTION_USER_ID
             if self.resolve_user_id_type() == "str":  # a string-id app is asked about a string user
                 placeholder = str(placeholder)  # type: ignore[assignment]
-            body = self.request_base(GUC, app_id=settings.app_id, skip_member_count=True)
-            body.update(GUC.key.body(placeholder))
-            self.client.call(GUC.name, GUC.page_body(body, cursor=0, limit=1), retry=False)
+            body = self.request_base(GET_USER_CONVERSATIONS, app_id=settings.app_id, skip_member_count=True)
+            body.update(GET_USER_CONVERSATIONS.key.body(placeholder))
+            self.client.call(
+                GET_USER_CONVERSATIONS.name,
+                GET_USER_CONVERSATIONS.page_body(body, cursor=0, limit=1),
+                retry=False,
+            )
         except RtcImError as exc:
             return False, self._explain(exc)
         except Exception as exc:
