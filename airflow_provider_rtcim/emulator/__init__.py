@@ -2,9 +2,11 @@
 
 Standard library only: a threaded HTTP/1.1 server that verifies V4 signatures as a strict
 gateway does (every signable header must be signed), serves one deterministic data model
-(users, their conversations, each conversation's members and messages) through
-``GetUserConversations``, ``ScanConversationParticipantList``, ``GetConversationMessages``
-and ``BatchGetConversations``, and can inject the failures a real client must survive (QPS
+(users, their conversations, each conversation's members and messages; users' profiles,
+friends and blacklists; read positions and mute/block lists) through
+``GetUserConversations``, ``ScanConversationParticipantList``, ``GetConversationMessages``,
+``BatchGetConversations``, ``BatchGetUser``, ``ListFriend``, ``GetBlackList``,
+``GetParticipantReadIndex`` and ``BatchGetBlockParticipants``, and can inject the failures a real client must survive (QPS
 limit, 5xx, resets, truncated bodies, errors inside a 200, non-JSON bodies, pagination
 anomalies, reordering, clock skew).
 
@@ -32,6 +34,11 @@ Python::
         emu.message_count(sid), emu.data_stats        # sizes (stored_messages, ...)
         emu.configure(latency=0.05, fault_rate=0.2, anomalies={"*": "stuck_cursor"})
         emu.add_conversation(emu.user_ids[0], Name="新群 🎉")
+        emu.batch_users([1000001, 7])                 # BatchGetUser: {"Users", "NotFoundUsers"}
+        emu.friends(1000001), emu.blacklist(1000001)  # ListFriend / GetBlackList order
+        emu.add_user(555, NickName="新"), emu.add_friend(1000001, 555), emu.add_to_blacklist(1000001, 555)
+        emu.read_indexes(sid), emu.set_read_index(sid, 1000001, 3)
+        emu.block_participants(sid, 0), emu.set_block(sid, 1000001, block_action=1)  # 0 mute, 1 block
         emu.credentials                               # core.signing.Credentials for sign_request
         emu.stats                                     # requests, by_status, by_action, throttled, ...
         os.environ.update(emu.airflow_env())          # AIRFLOW_CONN_RTCIM_DEFAULT
@@ -132,6 +139,12 @@ Behaviour worth knowing:
 - BatchGetConversations (``AppId``, ``ConversationShortId``: 1..50 int64s, ``SkipMemberCount``
   default **true**): ``{"ConversationCoreInfos": [...]}`` in request order, once each;
   unknown, other-AppId and dissolved (``Status`` 1) conversations are absent.
+- BatchGetUser, ListFriend, GetBlackList, GetParticipantReadIndex, BatchGetBlockParticipants:
+  the request and response shapes, the seeded data's rules (registered users, symmetric
+  friendships among acquainted users, read positions within the last message, mute/block
+  lists of members), string user ids (the first three name users by int64 only) and their
+  admin endpoints are in ``docs/emulator.md`` and :mod:`.social`. ListFriend and GetBlackList
+  take ``Limit`` 1..20 and end with ``NextCursor: -1``; TotalCount is 0 unless ``NeedTotal``.
 - QPS limit (``qps_limit``, default 100, account-wide, every action): a sliding 1-second
   window over admitted requests, checked after the signature; beyond it HTTP 429
   ``FlowLimitExceeded.QPSOverLimit`` (counted in ``stats["throttled"]``); rejected
@@ -139,8 +152,8 @@ Behaviour worth knowing:
 - Faults (``fault_rate``, ``fault_kinds``, ``fault_seed``, ``max_consecutive_faults``):
   decided by a seeded hash of the request key and the attempt number of that key, after
   the request was validated. Keys: GetUserConversations (AppId, user, Cursor, Limit,
-  DataType, InboxType); the others (Action, AppId, ConversationShortId and the paging
-  fields, or the id list for BatchGetConversations). One key is never faulted more than
+  DataType, InboxType); the others (Action, AppId, the user or ConversationShortId and the paging
+  fields, or the id list for BatchGetConversations and BatchGetUser). One key is never faulted more than
   ``max_consecutive_faults`` (default 3) times in a row, so a client with 4 tries always
   gets through. Kinds: ``429`` (FlowLimitExceeded.QPSOverLimit), ``500`` (InternalError),
   ``502`` (FailToConnect), ``503`` (ServiceUnavailableTemp), ``504``
@@ -148,7 +161,7 @@ Behaviour worth knowing:
   larger than the body, then close), ``error200`` (200 with Error InternalError),
   ``badjson`` (200 with an HTML body).
 - Anomalies (``anomalies={key: kind}``). Keys: ``"*"`` (everything), an int or decimal
-  string (a user id for GetUserConversations, a ConversationShortId for the conversation
+  string (a user id for GetUserConversations, ListFriend and GetBlackList, a ConversationShortId for the conversation
   actions), ``"str:<id>"`` or any non-decimal string (a string user id). Kinds
   (:data:`ANOMALY_KINDS`, on each paginated action with its own cursor field, NextCursor or
   NewCursor): ``stuck_cursor`` (from page 2 on, HasMore true and the cursor sent back,
@@ -183,7 +196,14 @@ Behaviour worth knowing:
   ``DELETE /_emulator/conversations/{id}/participants/{uid}``,
   ``GET|POST /_emulator/conversations/{id}/messages[?reverse=1]`` (POST body: message fields
   plus optional ``sender``/``content``, 201 with the message; ``{"count": n}``, 201 with
-  ``{"Messages"}``; or ``{"message_count": n}`` for ``set_message_count``).
+  ``{"Messages"}``; or ``{"message_count": n}`` for ``set_message_count``),
+  ``POST /_emulator/users`` (``{"user_id": 7, profile fields}``), ``GET /_emulator/users/{uid}``,
+  ``GET|POST /_emulator/users/{uid}/friends`` and ``.../blacklist`` (POST body
+  ``{"user_id": 8, "inbox_type": 0, other fields}``), ``DELETE .../friends/{other}`` and
+  ``.../blacklist/{other}``, ``GET|POST /_emulator/conversations/{id}/read_indexes`` (POST
+  ``{"user_id": 7, "read_index": n}``), ``GET|POST /_emulator/conversations/{id}/blocks
+  [?block_action=0|1]`` (POST ``{"user_id": 7, "block_action": 0, "block_time": s}``) and
+  ``DELETE /_emulator/conversations/{id}/blocks/{uid}[?block_action=]``.
   A ``{uid}`` in a URL (percent-encoded) is a string user with ``?kind=str``, an int user
   with ``?kind=int``; otherwise a canonical decimal naming a known int user (or member) is
   that int user, a known string user is that string user, any other canonical decimal is
@@ -197,10 +217,15 @@ Behaviour worth knowing:
 - Data files: see :mod:`airflow_provider_rtcim.emulator.data` for the JSON format
   (``{"app_ids": [...], "users": {"<uid>": [ConversationInfo, ...]}, "string_users": {...},
   "participants": {"<ConversationShortId>": [...]}, "messages": {...}}``).
-- Layout (like a moto service): :mod:`.models` (the data model, ground truth, mutations),
-  :mod:`.data` (generation, data files), :mod:`.responses` (one handler per action in
-  ``ACTIONS``), :mod:`.auth` (signatures), :mod:`.faults` (faults, anomalies, QPS window),
-  :mod:`.cursors`, :mod:`.transport` (HTTP), :mod:`.server` (:class:`Emulator`).
+- Layout (like a moto service): :mod:`.models` (the backend: all state behind public, locked
+  methods; one query per action), :mod:`.responses` (one handler per action in ``ACTIONS``;
+  :mod:`.params` validates bodies, :mod:`.context` is what a handler gets),
+  :mod:`.dispatch` (signature, QPS limit, routing), :mod:`.admin` (the admin API's route
+  table), :mod:`.conversations` / :mod:`.records` (the data model), :mod:`.data`
+  (generation, data files), :mod:`.paging` / :mod:`.cursors` (opaque cursors, anomalies),
+  :mod:`.auth` (signatures), :mod:`.faults`, :mod:`.options`, :mod:`.stats`,
+  :mod:`.exceptions`, :mod:`.utils` (``hash64``, user-id fields), :mod:`.transport` (HTTP),
+  :mod:`.server` (:class:`Emulator`).
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m airflow_provider_rtcim.emulator",
         description=(
             "Local emulator of the Volcengine RTC IM OpenAPI read actions (GetUserConversations, "
-            "ScanConversationParticipantList, GetConversationMessages, BatchGetConversations)."
+            "ScanConversationParticipantList, GetConversationMessages, BatchGetConversations, "
+            "BatchGetUser, ListFriend, GetBlackList, GetParticipantReadIndex, BatchGetBlockParticipants)."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -20,7 +20,7 @@ from airflow_provider_rtcim.core.signing import (
     parse_x_date,
     sha256_hex,
 )
-from airflow_provider_rtcim.emulator.transport import ApiError
+from airflow_provider_rtcim.emulator.exceptions import ApiError
 
 SERVICE = "rtc"
 TIMESTAMP_WINDOW = 900  # seconds either side of the server clock

@@ -10,7 +10,7 @@ Usage::
 
 from __future__ import annotations
 
-from airflow_provider_rtcim.emulator.models import _hash64
+from airflow_provider_rtcim.emulator.utils import hash64
 
 _MASK62 = (1 << 62) - 1
 _MULT = 0x2545F4914F6CDD1D & _MASK62 | 1
@@ -34,7 +34,7 @@ class CursorCodec:
         self.salt = salt
 
     def _check(self, scope: tuple, offset: int, page: int, flag: int) -> int:
-        return _hash64(self.salt, scope, offset, page, flag) & ((1 << CHECK_BITS) - 1)
+        return hash64(self.salt, scope, offset, page, flag) & ((1 << CHECK_BITS) - 1)
 
     def encode(self, scope: tuple, offset: int, page: int, flag: int = FLAG_NORMAL) -> int:
         offset &= (1 << OFFSET_BITS) - 1

@@ -59,18 +59,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_rtcim.emulator.models import (
+from airflow_provider_rtcim.emulator.conversations import ConversationStore
+from airflow_provider_rtcim.emulator.records import (
     BASE_TIME,
     LIVE_GROUP,
     MAX_MEMBERS,
+    PEOPLE,
     SHORT_ID_BASE,
     USER_ID_BASE,
-    Backend,
-    UserKey,
-    check_user_key,
     complete_info,
-    key_of,
 )
+from airflow_provider_rtcim.emulator.utils import UserKey, check_user_key, key_of
 
 _GROUP_NAMES = [
     "产品讨论群",
@@ -85,7 +84,6 @@ _GROUP_NAMES = [
     "Ωmega testers",
 ]
 _LIVE_NAMES = ["直播间 🎤", "Live Q&A 🎥", "新品发布会 🚀", "音乐现场 🎸", "Coding live 💻"]
-_PEOPLE = ["张伟", "王芳", "李娜", "Alex", "María", "Søren", "小明 😀", "Zoë", "陈静", "Ivan"]
 
 STRING_USER_POOL = (
     "007",
@@ -123,7 +121,7 @@ def _count(option: int | None, aux: random.Random, low: int, high: int) -> int:
 
 
 def _generate_user(
-    backend: Backend,
+    backend: ConversationStore,
     rng: random.Random,
     aux: random.Random,
     uid: UserKey,
@@ -163,7 +161,7 @@ def _generate_user(
             owner = creator
             low, high = sorted([str(uid), str(other)]) if string else (min(uid, other), max(uid, other))  # type: ignore[type-var]
             conv["ConversationId"] = f"0:1:{low}:{high}"
-            conv["Name"] = rng.choice(_PEOPLE)
+            conv["Name"] = rng.choice(PEOPLE)
             rng_members = 2
         else:
             creator = uid if rng.random() < 0.5 else someone()
@@ -200,7 +198,7 @@ def _generate_user(
 
 
 def generate(
-    backend: Backend,
+    backend: ConversationStore,
     *,
     users: int,
     conversations_per_user: int,
@@ -331,7 +329,7 @@ def _participant_item(item: Any, sid: int) -> tuple[UserKey, dict[str, Any]]:
 
 
 def populate(
-    backend: Backend,
+    backend: ConversationStore,
     dataset: DataSet,
     *,
     messages_per_conversation: int | None = None,

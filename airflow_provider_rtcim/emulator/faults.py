@@ -3,7 +3,7 @@
 Usage::
 
     faults = FaultInjector()
-    faults.configure(rate=0.2, kinds=("500", "reset"), seed=1, max_consecutive=3)
+    faults.rate, faults.kinds, faults.seed, faults.max_consecutive = 0.2, ("500", "reset"), 1, 3
     faults.decide(("GetConversationMessages", app_id, short_id, cursor, limit, reverse))  # "500" or None
     window = QpsWindow(); window.admit(limit=100)                                   # True / False
 """
@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_provider_rtcim.emulator.models import _hash64
+from airflow_provider_rtcim.emulator.utils import hash64
 
 FAULT_KINDS: tuple[str, ...] = (
     "429",
@@ -111,10 +111,11 @@ def anomaly_keys_for_config(anomalies: Mapping[Any, str]) -> dict[str, str]:
 class FaultInjector:
     """Deterministic per request key and attempt; never more than N faults in a row for one key.
 
-    Not thread-safe on its own (the server holds its lock around :meth:`decide`).
+    Thread-safe.
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.rate = 0.0
         self.kinds: tuple[str, ...] = FAULT_KINDS
         self.seed = 0
@@ -123,16 +124,22 @@ class FaultInjector:
         self._consecutive: Counter[tuple] = Counter()
 
     def reset(self) -> None:
-        self._seen.clear()
-        self._consecutive.clear()
+        with self._lock:
+            self._seen.clear()
+            self._consecutive.clear()
 
     def decide(self, key: tuple) -> str | None:
+        """The fault for this attempt of ``key`` (a kind from :data:`FAULT_KINDS`), or None."""
+        with self._lock:
+            return self._decide(key)
+
+    def _decide(self, key: tuple) -> str | None:
         seen = self._seen[key]
         self._seen[key] = seen + 1
         if self.rate > 0 and self._consecutive[key] < self.max_consecutive:
-            u = (_hash64(self.seed, "fault", key, seen) >> 11) / float(1 << 53)
+            u = (hash64(self.seed, "fault", key, seen) >> 11) / float(1 << 53)
             if u < self.rate:
-                kind = self.kinds[_hash64(self.seed, "kind", key, seen) % len(self.kinds)]
+                kind = self.kinds[hash64(self.seed, "kind", key, seen) % len(self.kinds)]
                 self._consecutive[key] += 1
                 return kind
         self._consecutive.pop(key, None)

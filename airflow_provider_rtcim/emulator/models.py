@@ -1,702 +1,533 @@
-"""The emulator's data model: users, conversations, members and messages. Pure, no HTTP.
+"""The emulator's backend (moto's ``models.py``): all state behind public, locked methods.
 
-One :class:`Conversation` record per ``ConversationShortId``, shared by every user who lists
-it (its *listers*, who are always among its members). Members and messages are generated
-lazily and deterministically, so a conversation with 100,000 messages costs a few integers
-until it is read:
+:class:`EmulatorBackend` owns the data (a :class:`~.conversations.ConversationStore`) and the
+cursor codec, and holds one lock around every read and mutation. Two kinds of methods:
 
-- members: the conversation's *core* members (creator, owner, listers, the other user of a
-  one-to-one) then ``fill`` generated ones; the list of user keys is built on first access
-  and only then kept (plus the fields given to :meth:`Backend.add_participant`);
-- messages: ``msg_generated`` messages computed from (seed, ConversationShortId, index) on
-  demand, followed by the stored ones (added at run time or loaded from a data file).
+- the ground truth and mutations the Python API and the admin API use (``conversations``,
+  ``participants``, ``add_message``, ...): each returns copies;
+- one query per action the response handlers call (``user_conversations_page``,
+  ``participants_page``, ...): each takes the validated request values and the anomaly in
+  force and returns the action's ``Result`` dict.
 
-A *user key* is an ``int`` (an int user, e.g. ``1000001``) or a ``str`` (a string user, e.g.
-``"007"``): ``"123"`` and ``123`` are different users. Not thread-safe on its own: the
-server holds one lock around every :class:`Backend` call.
+Usage::
 
-Usage (the :class:`~airflow_provider_rtcim.emulator.Emulator` does this for you)::
-
-    backend = Backend(default_app_id=100001, seed=0)
-    conv = backend.add_conversation(1000001, {"ConversationType": 2, "Name": "新群"})
-    sid = conv["ConversationShortId"]
-    backend.add_participant(sid, "007")
-    backend.add_message(sid, sender="007", content="你好 👋")
-    backend.participants(sid), backend.messages(sid)
+    backend = EmulatorBackend(app_ids=[], default_app_id=100001, seed=0, users=3, conversations_per_user=45)
+    backend.user_conversations_page(1000001, 100001, data_type=1, inbox_type=0, cursor=0, limit=20)
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import time
+import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import unquote
 
-UserKey = int | str
+from airflow_provider_rtcim.emulator import data as _data
+from airflow_provider_rtcim.emulator.conversations import ConversationStore
+from airflow_provider_rtcim.emulator.cursors import CursorCodec
+from airflow_provider_rtcim.emulator.exceptions import invalid
+from airflow_provider_rtcim.emulator.paging import message_page, opaque_page
+from airflow_provider_rtcim.emulator.records import DATA_TYPES, Conversation
+from airflow_provider_rtcim.emulator.social import BLOCK_ACTIONS, SocialStore
+from airflow_provider_rtcim.emulator.utils import UserKey, check_int_user, check_user_key, hash64
 
-SHORT_ID_BASE = 7_000_000_000_000_000_000
-"""Generated ``ConversationShortId`` values are ``SHORT_ID_BASE + n`` (well above 2**53)."""
-USER_ID_BASE = 1_000_000
-"""Generated int user ids are ``USER_ID_BASE + 1``, ``+ 2``, ..."""
-MESSAGE_ID_BASE = 7_300_000_000_000_000_000
-"""``MessageId`` = ``MESSAGE_ID_BASE + ordinal * MESSAGE_INDEX_SPAN + IndexInConversation``."""
-MESSAGE_INDEX_SPAN = 1_000_000_000
-MAX_MESSAGES = MESSAGE_INDEX_SPAN - 1
-MAX_MEMBERS = 4_000_000
-FILLER_USER_BASE = 9_000_000_000_000
-"""Generated members that are not emulator users: ``FILLER_USER_BASE + ordinal * 10**7 + j``."""
-BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z: generated times are fixed, not "now"
-
-LIVE_GROUP = 100
-DATA_TYPES = (0, 1, 2)
-USER_FIELDS = ("CreatorUserId", "OwnerUserId", "OtherUserId")
-
-_PEOPLE = ["张伟", "王芳", "李娜", "Alex", "María", "Søren", "小明 😀", "Zoë", "陈静", "Ivan"]
-_TEXTS = [
-    "你好 👋",
-    "今晚一起吃饭吗 🍜",
-    "收到 马上处理 ✅",
-    "Meeting moved to 3pm",
-    "哈哈哈 😂",
-    "周报已发群文件 📎",
-    "Ship it 🚀",
-    "好的 明天见",
-    "¿Qué tal? 🌮",
-    "👍",
-]
-# MsgType weights: mostly text; 10003 image, 10004 video, 10005 file, 10006 audio, 10012 custom
-_MSG_TYPES = (10001,) * 14 + (10003, 10003, 10004, 10005, 10006, 10012)
-_MARKS = ("vip", "speaker", "guest")
+USER_LISTINGS = {"friends": ("friends", "FriendInfos"), "blacklist": ("blacklist", "BlackListInfos")}
+"""A user's listings: ``{listing: (SocialStore method, Result field)}``."""
 
 
-def _hash64(*parts: object) -> int:
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+class EmulatorBackend:
+    """The data of one emulator: generated from a seed (``users``, ``conversations_per_user``,
+    ``string_users``) or loaded from ``data`` (a dict or a JSON file path, see :mod:`.data`).
+    Thread-safe: every public method takes the lock."""
 
-
-def user_fields(name: str, key: UserKey) -> dict[str, Any]:
-    """``{name: 7, nameStr: "7"}`` for an int user, ``{name: 0, nameStr: "007"}`` for a string one."""
-    if isinstance(key, str):
-        return {name: 0, f"{name}Str": key}
-    return {name: key, f"{name}Str": str(key)}
-
-
-def key_of(info: Mapping[str, Any], name: str) -> UserKey | None:
-    """The user a record's ``name`` field names: its int, or its ``*Str`` twin when the int is 0."""
-    value = info.get(name)
-    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
-        return value
-    text = info.get(f"{name}Str")
-    if value in (None, 0) and isinstance(text, str) and text:
-        return text
-    return None
-
-
-def check_user_key(key: Any, what: str = "user id") -> UserKey:
-    """An int (not bool) or a non-empty str, else ``ValueError``."""
-    if isinstance(key, bool) or not isinstance(key, int | str) or key == "":
-        raise ValueError(f"{what} must be an int (int user) or a non-empty str (string user), got {key!r}")
-    return key
-
-
-def fill_user_field(info: dict[str, Any], name: str, default: UserKey | None) -> None:
-    """Complete ``name`` and ``nameStr`` (the int, or 0 plus the string id for a string user)."""
-    value, text = info.get(name), info.get(f"{name}Str")
-    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
-        info.setdefault(f"{name}Str", str(value))
-    elif isinstance(text, str) and text:
-        info[name] = 0 if value is None else value
-    elif value is None and default is not None:
-        info.update(user_fields(name, default))
-
-
-def _sort_key(data_type: int):
-    if data_type == 0:
-        return lambda c: (-int(c.get("ModifyTime", 0)), -int(c["ConversationShortId"]))
-    if data_type == 2:
-        return lambda c: (-int(c.get("CreateTime", 0)), -int(c["ConversationShortId"]))
-    return lambda c: (int(c.get("CreateTime", 0)), int(c["ConversationShortId"]))
-
-
-class Conversation:
-    """One conversation: its ConversationInfo, listers, lazily built members and messages."""
-
-    __slots__ = (
-        "core",
-        "explicit",
-        "fill",
-        "info",
-        "joined",
-        "listers",
-        "members",
-        "msg_generated",
-        "msg_stored",
-        "online_cache",
-        "ordinal",
-        "string_fill",
-        "version",
-    )
-
-    def __init__(self, info: dict[str, Any], ordinal: int) -> None:
-        self.info = info
-        self.ordinal = ordinal
-        # Containers stay None until needed: a data set may hold 200,000+ conversations.
-        self.listers: list[UserKey] = []  # usually one user
-        self.core: tuple[UserKey, ...] = ()  # the first members, in join order
-        self.fill = 0  # generated members after the core ones
-        self.string_fill = False  # generated members are string users
-        self.explicit: dict[UserKey, dict[str, Any]] | None = None  # per-member fields given explicitly
-        self.members: list[UserKey] | None = None  # built on first access
-        self.joined: dict[UserKey, int] | None = None  # join time (s) of each member
-        self.msg_generated = 0  # messages 1..msg_generated are computed on demand
-        self.msg_stored: list[dict[str, Any]] | None = None  # then these, by IndexInConversation
-        self.version = 0
-        self.online_cache: dict[str | None, list[UserKey]] | None = None
-
-    def member_fields(self, key: UserKey) -> dict[str, Any]:
-        """The fields given explicitly for a member (a new dict to fill if there are none)."""
-        if self.explicit is None:
-            self.explicit = {}
-        return self.explicit.setdefault(key, {})
-
-    def changed(self) -> None:
-        self.version += 1
-        self.online_cache = None
-
-    @property
-    def short_id(self) -> int:
-        return self.info["ConversationShortId"]
-
-    @property
-    def generated_member_count(self) -> int:
-        return len(self.core) + self.fill
-
-    def generated_member(self, j: int) -> UserKey:
-        """The member at join position ``j`` of the generated list (no materialization)."""
-        if j < len(self.core):
-            return self.core[j]
-        j -= len(self.core)
-        if self.string_fill:
-            return f"m{self.ordinal:x}-{j}"
-        return FILLER_USER_BASE + self.ordinal * 10_000_000 + j
-
-    @property
-    def message_count(self) -> int:
-        return self.msg_generated + (len(self.msg_stored) if self.msg_stored else 0)
-
-
-class Backend:
-    """Every conversation (one record per id), who lists which, and the ground-truth queries."""
-
-    def __init__(self, *, default_app_id: int, seed: int = 0) -> None:
-        self.default_app_id = default_app_id
-        self.seed = seed
-        self.users: dict[UserKey, dict[int, None]] = {}  # user -> the conversation ids it lists
-        self.convs: dict[int, Conversation] = {}
-        self._cache: dict[UserKey, dict[tuple[int, int, int], list[dict[str, Any]]]] = {}
-        self._clock = BASE_TIME
-        self._max_sid = SHORT_ID_BASE + 10**12
-        self._ordinals = 0
-
-    # ------------------------------------------------------------------ building
-    def add_record(
+    def __init__(
         self,
-        info: dict[str, Any],
-        listers: Iterable[UserKey],
         *,
-        core: Iterable[UserKey] = (),
-        fill: int = 0,
-        string_fill: bool | None = None,
-        messages: int = 0,
-        explicit: Mapping[UserKey, Mapping[str, Any]] | None = None,
-        stored_messages: Iterable[Mapping[str, Any]] | None = None,
-    ) -> Conversation:
-        """Register a new conversation (``info`` must be complete); its listers join it first."""
-        sid = info["ConversationShortId"]
-        if sid in self.convs:
-            raise ValueError(f"conversation {sid} already exists")
-        self._ordinals += 1
-        conv = Conversation(info, self._ordinals)
-        core_keys = list(dict.fromkeys(core))
-        listers = list(listers)
-        for key in listers:
-            if key in conv.listers:
-                continue
-            conv.listers.append(key)
-            self.users.setdefault(key, {})[sid] = None
-            self._cache.pop(key, None)
-            if key not in core_keys:
-                core_keys.append(key)
-        conv.core = tuple(core_keys)
-        conv.fill = max(0, int(fill))
-        if string_fill is None:
-            string_fill = bool(conv.core) and isinstance(conv.core[0], str)
-        conv.string_fill = string_fill
-        conv.explicit = {k: dict(v) for k, v in explicit.items()} if explicit else None
-        conv.msg_generated = int(messages)
-        self.convs[sid] = conv
-        self._max_sid = max(self._max_sid, sid)
-        self._clock = max(self._clock, int(info.get("CreateTime", 0)), int(info.get("ModifyTime", 0)))
-        for raw in stored_messages or ():
-            self._append_message(conv, dict(raw), now_ms=None)
-        return conv
+        app_ids: list[int],
+        default_app_id: int,
+        seed: int = 0,
+        data: Mapping[str, Any] | str | None = None,
+        users: int = 3,
+        conversations_per_user: int = 45,
+        string_users: int = 0,
+        messages_per_conversation: int | None = None,
+        participants_per_conversation: int | None = None,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.seed = seed
+        if data is not None:
+            dataset = _data.load_data(data)
+            self.app_ids = app_ids or dataset.app_ids or [default_app_id]
+        else:
+            dataset = None
+            self.app_ids = app_ids or [default_app_id]
+        self.store = ConversationStore(default_app_id=self.app_ids[0], seed=seed)
+        if dataset is not None:
+            _data.populate(
+                self.store,
+                dataset,
+                messages_per_conversation=messages_per_conversation,
+                participants_per_conversation=participants_per_conversation,
+            )
+        else:
+            _data.generate(
+                self.store,
+                users=users,
+                conversations_per_user=conversations_per_user,
+                seed=seed,
+                app_id=self.app_ids[0],
+                string_users=string_users,
+                messages_per_conversation=messages_per_conversation,
+                participants_per_conversation=participants_per_conversation,
+            )
+        self.social = SocialStore(self.store, seed)
+        self.codec = CursorCodec(hash64("cursor-salt", seed))
+        self._reorder_counts: Counter[UserKey] = Counter()
 
-    def add_lister(self, sid: int, key: UserKey) -> None:
-        """``key`` lists conversation ``sid`` too (and is one of its members)."""
-        conv = self.convs[sid]
-        if key in conv.listers:
-            return
-        conv.listers.append(key)
-        self.users.setdefault(key, {})[sid] = None
-        self._cache.pop(key, None)
-        if conv.members is None:
-            if key not in conv.core:
-                if conv.fill == 0:
-                    conv.core = (*conv.core, key)
-                else:
-                    self._join(conv, key, {})
-        elif key not in conv.joined:  # type: ignore[operator]
-            self._join(conv, key, {})
-        self._sync_member_count(conv)
+    @property
+    def app_id(self) -> int:
+        return self.app_ids[0]
 
-    # ------------------------------------------------------------------ conversations
+    # ------------------------------------------------------------------ ground truth
     @property
     def user_ids(self) -> list[int]:
-        return [k for k in self.users if isinstance(k, int)]
+        """The int users (generated ``1000001``..., or a data file's ``users``)."""
+        with self.lock:
+            return self.store.user_ids
 
     @property
     def string_user_ids(self) -> list[str]:
-        return [k for k in self.users if isinstance(k, str)]
+        """The string users (``string_users=N``, or a data file's ``string_users``)."""
+        with self.lock:
+            return self.store.string_user_ids
 
-    def listing(self, uid: UserKey, app_id: int, data_type: int, inbox_type: int) -> list[dict[str, Any]]:
-        """The conversations ``uid`` sees, in API order (cached; do not mutate the result)."""
-        per_user = self._cache.get(uid)
-        if per_user is not None:
-            cached = per_user.get((app_id, data_type, inbox_type))
-            if cached is not None:
-                return cached
-        default_app = self.default_app_id
-        infos = [
-            info
-            for info in (self.convs[sid].info for sid in self.users.get(uid, ()))
-            if int(info.get("InboxType", 0)) == inbox_type and int(info.get("AppId", default_app)) == app_id
-        ]
-        if data_type == 2:
-            infos = [
-                c
-                for c in infos
-                if int(c.get("ConversationType", 0)) == LIVE_GROUP and key_of(c, "CreatorUserId") == uid
-            ]
-        infos.sort(key=_sort_key(data_type))
-        self._cache.setdefault(uid, {})[(app_id, data_type, inbox_type)] = infos
-        return infos
+    def conversations(
+        self, user_id: int | str, data_type: int = 1, inbox_type: int = 0, app_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every conversation GetUserConversations lists for these parameters, in API order.
 
-    def snapshot(self, uid: UserKey, app_id: int, data_type: int, inbox_type: int) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.listing(uid, app_id, data_type, inbox_type))
-
-    def get(self, sid: int, app_id: int | None = None) -> Conversation | None:
-        """The record, or None (also when it belongs to another AppId than ``app_id``)."""
-        conv = self.convs.get(sid)
-        if conv is None or (app_id is not None and self.app_of(conv) != app_id):
-            return None
-        return conv
-
-    def app_of(self, conv: Conversation) -> int:
-        return int(conv.info.get("AppId", self.default_app_id))
+        ``user_id``: an int names an int user, a str a string user (``"123"`` is not ``123``).
+        """
+        if data_type not in DATA_TYPES:
+            raise ValueError(f"data_type must be one of {DATA_TYPES}")
+        key = check_user_key(user_id)
+        with self.lock:
+            return self.store.snapshot(key, app_id or self.app_id, data_type, int(inbox_type))
 
     def conversation_ids(self, app_id: int | None = None) -> list[int]:
-        return sorted(s for s, c in self.convs.items() if app_id is None or self.app_of(c) == app_id)
+        """Every conversation's ConversationShortId, sorted (of one AppId when given)."""
+        with self.lock:
+            return self.store.conversation_ids(app_id)
 
-    def batch(self, short_ids: Iterable[int], app_id: int, skip_member_count: bool) -> list[dict[str, Any]]:
-        """What BatchGetConversations returns: known, not dissolved, in request order, once each."""
-        out = []
-        for sid in dict.fromkeys(short_ids):
-            conv = self.get(sid, app_id)
-            if conv is None or conv.info.get("Status") == 1:
-                continue
-            info = dict(conv.info)
-            if skip_member_count:
-                info.pop("MemberCount", None)
-            out.append(info)
-        return out
+    def conversation(self, short_id: int) -> dict[str, Any] | None:
+        """A conversation's details (every ConversationInfo field), or None."""
+        with self.lock:
+            conv = self.store.get(int(short_id))
+            return copy.deepcopy(conv.info) if conv is not None else None
 
-    def _invalidate(self, conv: Conversation) -> None:
-        for key in conv.listers:
-            self._cache.pop(key, None)
+    def batch_conversations(
+        self, short_ids: Iterable[int], skip_member_count: bool = True, app_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """What BatchGetConversations returns: known, not dissolved (Status 1), in request order."""
+        with self.lock:
+            return copy.deepcopy(
+                self.store.batch([int(s) for s in short_ids], app_id or self.app_id, skip_member_count)
+            )
 
-    def add_conversation(self, uid: UserKey, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Add a conversation ``uid`` lists, created and active "now" (after every other one).
+    def participants(self, short_id: int, reverse: bool = False) -> list[dict[str, Any]]:
+        """Every member, in ScanConversationParticipantList order (join time; ``reverse``: newest first)."""
+        with self.lock:
+            return self.store.participants(int(short_id), reverse)
 
-        With the ``ConversationShortId`` of an existing conversation: ``uid`` lists it too and
-        ``fields`` update it (ModifyTime "now" unless given).
-        """
-        check_user_key(uid)
-        fields = dict(fields)
-        sid = fields.get("ConversationShortId")
-        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, int)):
-            raise ValueError("ConversationShortId must be an integer")
-        if sid is not None and sid in self.convs:
-            conv = self.convs[sid]
-            fields.setdefault("ModifyTime", self._clock + 1)
-            conv.info.update(fields)
-            for name in USER_FIELDS:
-                if name in fields or f"{name}Str" in fields:
-                    fill_user_field(conv.info, name, None)
-            self._clock = max(self._clock, int(conv.info["ModifyTime"]))
-            self.add_lister(sid, uid)
-            self._invalidate(conv)
-            return conv.info
-        info = fields
-        if sid is None:
-            info["ConversationShortId"] = sid = self._max_sid + 1
-        if info.get("CreateTime") is None:
-            info["CreateTime"] = self._clock + 1
-        info.setdefault("ModifyTime", max(self._clock + 1, int(info["CreateTime"])))
-        complete_info(info, uid, self.default_app_id)
-        core = [k for k in (key_of(info, "CreatorUserId"), key_of(info, "OwnerUserId")) if k is not None]
-        other = key_of(info, "OtherUserId")
-        core += [uid] + ([other] if other is not None else [])
-        core = list(dict.fromkeys(core))
-        fill = 0
-        if isinstance(info.get("MemberCount"), int):
-            fill = max(0, min(int(info["MemberCount"]), MAX_MEMBERS) - len(core))
-        else:
-            info["MemberCount"] = len(core)
-        self.add_record(info, [uid], core=core, fill=fill, string_fill=isinstance(uid, str))
-        return info
+    def online_participants(self, short_id: int, mark: str | None = None) -> list[dict[str, Any]]:
+        """A live group's online members (``ScanOnlineParticipant``), optionally those carrying ``mark``."""
+        with self.lock:
+            conv = self.store.get(int(short_id))
+            if conv is None:
+                return []
+            return [self.store.render_participant(conv, k) for k in self.store.online_keys(conv, mark)]
 
-    def remove_conversation(self, uid: UserKey, sid: int | None = None) -> dict[str, Any]:
-        """``uid`` stops listing one conversation (default: its newest by creation); KeyError if none.
+    def messages(self, short_id: int, reverse: bool = False) -> list[dict[str, Any]]:
+        """Every message by IndexInConversation (``reverse``: newest first). Materializes them all."""
+        with self.lock:
+            return self.store.messages(int(short_id), reverse)
 
-        The record goes away with its last lister; the user stays one of its members otherwise.
-        """
-        listed = self.users.get(uid)
-        if not listed:
-            raise KeyError(f"user {uid!r} has no conversations")
-        if sid is None:
-            sid = max((self.convs[s].info for s in listed), key=_sort_key(1))["ConversationShortId"]
-        if sid not in listed:
-            raise KeyError(f"user {uid!r} has no conversation {sid}")
-        conv = self.convs[sid]
-        del listed[sid]
-        conv.listers.remove(uid)
-        self._cache.pop(uid, None)
-        if not conv.listers:
-            del self.convs[sid]
-        return conv.info
+    def message_count(self, short_id: int) -> int:
+        """How many messages a conversation holds (0 when unknown)."""
+        with self.lock:
+            conv = self.store.get(int(short_id))
+            return conv.message_count if conv is not None else 0
 
-    def touch(self, sid: int) -> None:
-        """Make a conversation the most recently active one (ModifyTime = now-ish, increasing)."""
-        conv = self.convs[sid]
-        self._clock += 1
-        conv.info["ModifyTime"] = self._clock
-        self._invalidate(conv)
-
-    # ------------------------------------------------------------------ members
-    def member_keys(self, conv: Conversation) -> list[UserKey]:
-        """The members' keys in join order (built on first access)."""
-        if conv.members is None:
-            keys: list[UserKey] = []
-            joined: dict[UserKey, int] = {}
-            base = int(conv.info.get("CreateTime", BASE_TIME))
-            for j in range(conv.generated_member_count):
-                key = conv.generated_member(j)
-                if key in joined:
-                    continue
-                keys.append(key)
-                given = (conv.explicit or {}).get(key, {}).get("CreateTime")
-                joined[key] = int(given) if isinstance(given, int) else base + 60 * j
-            conv.members, conv.joined = keys, joined
-        return conv.members
-
-    def is_member(self, conv: Conversation, key: UserKey) -> bool:
-        self.member_keys(conv)
-        return key in conv.joined  # type: ignore[operator]
-
-    def online_keys(self, conv: Conversation, mark: str | None) -> list[UserKey]:
-        """Live groups: the first ``OnlineCount`` members (join order); with ``mark``, those carrying it."""
-        cached = conv.online_cache.get(mark) if conv.online_cache is not None else None
-        if cached is not None:
-            return cached
-        if int(conv.info.get("ConversationType", 0)) != LIVE_GROUP:
-            keys: list[UserKey] = []
-        else:
-            members = self.member_keys(conv)
-            keys = members[: max(0, int(conv.info.get("OnlineCount") or 0))]
-            if mark is not None:
-                keys = [k for k in keys if mark in self.render_participant(conv, k)["Marks"]]
-        if conv.online_cache is None:
-            conv.online_cache = {}
-        conv.online_cache[mark] = keys
-        return keys
-
-    def render_participant(self, conv: Conversation, key: UserKey, only_ids: bool = False) -> dict[str, Any]:
-        sid = conv.short_id
-        if only_ids:
-            return {"ConversationShortId": sid, **user_fields("ParticipantUserId", key)}
-        info = conv.info
-        h = _hash64(self.seed, "p", sid, key)
-        owner, creator = key_of(info, "OwnerUserId"), key_of(info, "CreatorUserId")
-        group = int(info.get("ConversationType", 1)) != 1
-        role = 1 if key == owner else (2 if group and h % 11 == 0 else 0)
-        joined = conv.joined[key] if conv.joined is not None and key in conv.joined else 0
-        part: dict[str, Any] = {
-            "ConversationShortId": sid,
-            **user_fields("ParticipantUserId", key),
-            "Role": role,
-            **user_fields("Operator", creator if creator is not None and key != creator else key),
-            "AvatarUrl": f"https://example.com/u/{quote(str(key), safe='')}.png",
-        }
-        if h % 3:
-            part["NickName"] = _PEOPLE[(h >> 4) % len(_PEOPLE)]
-        part["CreateTime"] = joined
-        part["BlockTime"] = joined + 7 * 86_400 if group and h % 23 == 0 else 0
-        part["Ext"] = {"title": "版主 🛡️"} if role == 2 else {}
-        part["Level"] = (h >> 8) % 5
-        part["Marks"] = [m for i, m in enumerate(_MARKS) if (h >> (16 + 4 * i)) % (3 + 2 * i) == 0]
-        part["Status"] = 0
-        extra = conv.explicit.get(key) if conv.explicit else None
-        if extra:
-            part.update(extra)
-        return part
-
-    def participants(self, sid: int, reverse: bool = False) -> list[dict[str, Any]]:
-        conv = self.convs.get(sid)
-        if conv is None:
-            return []
-        keys = self.member_keys(conv)
-        return [self.render_participant(conv, k) for k in (reversed(keys) if reverse else keys)]
-
-    def _join(self, conv: Conversation, key: UserKey, fields: Mapping[str, Any]) -> None:
-        members = self.member_keys(conv)
-        last = max(conv.joined.values(), default=0)  # type: ignore[union-attr]
-        given = fields.get("CreateTime")
-        joined = int(given) if isinstance(given, int) else max(int(time.time()), last + 1)
-        members.append(key)
-        conv.joined[key] = joined  # type: ignore[index]
-        if fields:
-            conv.member_fields(key).update(fields)
-        conv.changed()
-
-    def _sync_member_count(self, conv: Conversation) -> None:
-        if "MemberCount" in conv.info:
-            count = len(conv.members) if conv.members is not None else conv.generated_member_count
-            conv.info["MemberCount"] = count
-            if "OnlineCount" in conv.info:
-                conv.info["OnlineCount"] = min(int(conv.info["OnlineCount"] or 0), count)
-
-    def add_participant(self, sid: int, key: UserKey, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Add a member (or update the fields of one); a known user also lists the conversation."""
-        check_user_key(key)
-        conv = self.convs.get(sid)
-        if conv is None:
-            raise KeyError(f"no conversation {sid}")
-        fields = {k: v for k, v in fields.items() if k not in ("ParticipantUserId", "ParticipantUserIdStr")}
-        if self.is_member(conv, key):
-            if fields:
-                conv.member_fields(key).update(fields)
-                conv.changed()
-        else:
-            self._join(conv, key, fields)
-        if key in self.users and key not in conv.listers:
-            self.add_lister(sid, key)
-        self._sync_member_count(conv)
-        return self.render_participant(conv, key)
-
-    def remove_participant(self, sid: int, key: UserKey) -> dict[str, Any]:
-        """Remove a member; if it listed the conversation, it no longer does. KeyError if absent."""
-        conv = self.convs.get(sid)
-        if conv is None:
-            raise KeyError(f"no conversation {sid}")
-        if not self.is_member(conv, key):
-            raise KeyError(f"{key!r} is not a member of conversation {sid}")
-        part = self.render_participant(conv, key)
-        conv.members.remove(key)  # type: ignore[union-attr]
-        del conv.joined[key]  # type: ignore[union-attr]
-        if conv.explicit:
-            conv.explicit.pop(key, None)
-        conv.changed()
-        if key in conv.listers:
-            conv.listers.remove(key)
-            self.users[key].pop(sid, None)
-            self._cache.pop(key, None)
-        self._sync_member_count(conv)
-        return part
-
-    # ------------------------------------------------------------------ messages
-    def _generated_time_ms(self, conv: Conversation, index: int, h: int) -> int:
-        return int(conv.info.get("CreateTime", BASE_TIME)) * 1000 + index * 45_000 + (h >> 20) % 30_000
-
-    def message_id(self, conv: Conversation, index: int) -> int:
-        return MESSAGE_ID_BASE + conv.ordinal * MESSAGE_INDEX_SPAN + index
-
-    def _msg_type(self, sid: int, index: int) -> int:
-        return _MSG_TYPES[_hash64(self.seed, "m", sid, index) % len(_MSG_TYPES)]
-
-    def generated_message(self, conv: Conversation, index: int) -> dict[str, Any]:
-        """Message ``index`` (1-based) of the lazily generated ones, computed from the seed."""
-        info, sid = conv.info, conv.short_id
-        h = _hash64(self.seed, "m", sid, index)
-        mtype = _MSG_TYPES[h % len(_MSG_TYPES)]
-        count = conv.generated_member_count
-        sender = conv.generated_member((h >> 8) % min(count, 64)) if count else 0
-        text = _TEXTS[(h >> 12) % len(_TEXTS)]
-        if mtype == 10001:
-            content: dict[str, Any] = {"text": f"{text} #{index}"}
-        elif mtype == 10012:
-            content = {"type": "card", "title": f"分享卡片 {index} 🎁", "data": {"n": index}}
-        else:
-            content = {
-                "url": f"https://example.com/media/{sid}/{index}",
-                "name": f"文件-{index}",
-                "size": h % 10**6,
+    @property
+    def data_stats(self) -> dict[str, int]:
+        """Sizes of the data model: ``conversations``, ``users``, ``string_users``, ``stored_messages``
+        (message dicts held in memory; generated ones are not) and ``materialized_members``."""
+        with self.lock:
+            s = self.store
+            return {
+                "conversations": len(s.convs),
+                "users": len(s.user_ids),
+                "string_users": len(s.string_user_ids),
+                "stored_messages": s.stored_message_count(),
+                "materialized_members": sum(
+                    len(c.members) for c in s.convs.values() if c.members is not None
+                ),
             }
-        msg: dict[str, Any] = {
-            "AppId": int(info.get("AppId", self.default_app_id)),
-            "ConversationShortId": sid,
-            "ConversationType": int(info.get("ConversationType", 1)),
-            "MessageId": self.message_id(conv, index),
-            "IndexInConversation": index,
-            "Content": json.dumps(content, ensure_ascii=False, separators=(",", ":")),
-            "MsgType": mtype,
-            **user_fields("Sender", sender),
-            "Status": 0,
-            "CreateTime": self._generated_time_ms(conv, index, h),
-            "Ext": {"client": ("ios", "android", "web")[(h >> 40) % 3]} if (h >> 36) % 4 == 0 else {},
-        }
-        if index > 1 and (h >> 44) % 7 == 0:
-            ref = index - 1 - (h >> 48) % min(index - 1, 5)
-            msg["RefMsgInfo"] = {
-                "Hint": f"引用 #{ref}",
-                "ReferencedMessageId": self.message_id(conv, ref),
-                "ReferencedMessageType": self._msg_type(sid, ref),
-                "Status": 0,
-            }
-        return msg
 
-    def message_at(self, conv: Conversation, index: int) -> dict[str, Any]:
-        """Message ``index`` (1..message_count), a fresh dict."""
-        if index <= conv.msg_generated:
-            return self.generated_message(conv, index)
-        return copy.deepcopy(conv.msg_stored[index - conv.msg_generated - 1])  # type: ignore[index]
+    def resolve_user(self, segment: str, kind: str | None, short_id: int | None = None) -> UserKey:
+        """A user in an admin URL: ``?kind=str`` / ``?kind=int`` decide; otherwise a canonical
+        decimal naming a known int user (or member of ``short_id``) is that int user, a known
+        string user is that string user, any other canonical decimal is an int user and anything
+        else a string user. ``KeyError`` when ``short_id`` names no conversation."""
+        text = unquote(segment)
+        if kind == "str":
+            return text
+        if kind == "int":
+            return int(text)
+        if kind:
+            raise ValueError(f"kind must be 'int' or 'str', got {kind!r}")
+        with self.lock:
+            if short_id is None:
+                known: Any = self.store.users
+            else:
+                conv = self.store.get(short_id)
+                if conv is None:
+                    raise KeyError(f"no conversation {short_id}")
+                known = set(self.store.member_keys(conv))
+            canonical = text.lstrip("-").isdigit() and str(int(text)) == text
+            if canonical and int(text) in known:
+                return int(text)
+            if text in known:
+                return text
+        return int(text) if canonical else text
 
-    def messages(self, sid: int, reverse: bool = False) -> list[dict[str, Any]]:
-        conv = self.convs.get(sid)
-        if conv is None:
-            return []
-        indexes = range(1, conv.message_count + 1)
-        return [self.message_at(conv, i) for i in (reversed(indexes) if reverse else indexes)]
+    # ------------------------------------------------------------------ mutations
+    def add_conversation(self, user_id: int | str, **fields: Any) -> dict[str, Any]:
+        """Add a conversation (API field names; missing ones generated) created and active "now".
 
-    def _last_time_ms(self, conv: Conversation) -> int:
-        if conv.msg_stored:
-            return int(conv.msg_stored[-1].get("CreateTime", 0))
-        if conv.msg_generated:
-            n = conv.msg_generated
-            return self._generated_time_ms(conv, n, _hash64(self.seed, "m", conv.short_id, n))
-        return 0
+        It lands last in DataType 1 and first in DataType 0. Its members: the user, the creator,
+        the owner and the other user (then generated ones up to ``MemberCount`` if given); no
+        messages. With an existing ``ConversationShortId``, the user lists that conversation too
+        and ``fields`` update it. Returns a copy of what is stored.
+        """
+        with self.lock:
+            return copy.deepcopy(self.store.add_conversation(check_user_key(user_id), fields))
 
-    def _append_message(self, conv: Conversation, msg: dict[str, Any], now_ms: int | None) -> dict[str, Any]:
-        info = conv.info
-        index = conv.message_count + 1
-        if msg.get("IndexInConversation") not in (None, index):
-            raise ValueError(f"IndexInConversation is assigned: the next one is {index}")
-        sender = msg.pop("_sender", None)
-        if sender is None:
-            sender = key_of(msg, "Sender")
-        if sender is None:
-            count = conv.generated_member_count
-            sender = conv.generated_member(index % min(count, 64)) if count else 0
-        content = msg.get("Content")
-        if content is None:
-            content = {"text": f"{_TEXTS[index % len(_TEXTS)]} #{index}"}
-        if not isinstance(content, str):
-            content = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        last = self._last_time_ms(conv)
-        given = msg.get("CreateTime")
-        if isinstance(given, int) and not isinstance(given, bool):
-            created = given
-        else:
-            created = max(now_ms if now_ms is not None else last + 1000, last + 1)
-        out: dict[str, Any] = {
-            "AppId": int(info.get("AppId", self.default_app_id)),
-            "ConversationShortId": conv.short_id,
-            "ConversationType": int(info.get("ConversationType", 1)),
-            "MessageId": self.message_id(conv, index),
-            "IndexInConversation": index,
-            "Content": content,
-            "MsgType": 10001,
-            **user_fields("Sender", sender),
-            "Status": 0,
-            "CreateTime": created,
-            "Ext": {},
-        }
-        for name, value in msg.items():
-            if name not in ("Content", "CreateTime", "Sender", "SenderStr", "IndexInConversation"):
-                out[name] = value
-        if conv.msg_stored is None:
-            conv.msg_stored = []
-        conv.msg_stored.append(out)
-        return out
+    def remove_conversation(
+        self, user_id: int | str, conversation_short_id: int | None = None
+    ) -> dict[str, Any]:
+        """The user stops listing one conversation (default: its newest); returns it. ``KeyError`` if absent.
+
+        The conversation itself is removed with its last lister.
+        """
+        with self.lock:
+            sid = None if conversation_short_id is None else int(conversation_short_id)
+            return copy.deepcopy(self.store.remove_conversation(check_user_key(user_id), sid))
+
+    def add_participant(self, short_id: int, user_id: int | str, **fields: Any) -> dict[str, Any]:
+        """Add a member (joined "now", last in join order) with optional participant fields (Role,
+        NickName, Marks, ...), or update the fields of a member. A user the emulator knows also
+        lists the conversation. MemberCount follows. ``KeyError`` for an unknown conversation."""
+        with self.lock:
+            return self.store.add_participant(int(short_id), check_user_key(user_id), fields)
+
+    def remove_participant(self, short_id: int, user_id: int | str) -> dict[str, Any]:
+        """Remove a member (who then no longer lists it); returns it. ``KeyError`` if absent."""
+        with self.lock:
+            return self.store.remove_participant(int(short_id), check_user_key(user_id))
 
     def add_message(
-        self, sid: int, *, sender: UserKey | None = None, content: Any = None, fields: Mapping[str, Any]
+        self, short_id: int, *, sender: int | str | None = None, content: Any = None, **fields: Any
     ) -> dict[str, Any]:
-        """Append one message at the next IndexInConversation, "now"; KeyError if no such conversation."""
-        conv = self.convs.get(sid)
+        """Append a message at the next IndexInConversation with a new MessageId, sent "now" (ms).
+
+        ``sender``: a member (default: one picked deterministically); ``content``: a str sent
+        verbatim or any JSON value (serialized); ``fields``: other message fields (MsgType, Ext,
+        RefMsgInfo, ...). ``KeyError`` if the conversation does not exist, ``ValueError`` if the
+        sender is not a member.
+        """
+        with self.lock:
+            sid = int(short_id)
+            conv = self.store.get(sid)
+            if conv is None:
+                raise KeyError(f"no conversation {sid}")
+            if sender is not None and not self.store.is_member(conv, check_user_key(sender, "sender")):
+                raise ValueError(
+                    f"sender {sender!r} is not a member of conversation {sid}: add_participant first"
+                )
+            return self.store.add_message(sid, sender=sender, content=content, fields=fields)
+
+    def add_messages(self, short_id: int, n: int) -> list[dict[str, Any]]:
+        """Append ``n`` generated messages (senders are members); returns them."""
+        with self.lock:
+            return self.store.add_messages(int(short_id), n)
+
+    def set_message_count(self, short_id: int, n: int) -> None:
+        """Make a conversation hold exactly ``n`` messages, generated lazily (cheap even for
+        ``n = 100_000``; messages added or loaded before are dropped)."""
+        with self.lock:
+            self.store.set_message_count(int(short_id), n)
+
+    # ------------------------------------------------------------------ users, friends, blacklists
+    def _conv(self, short_id: int) -> Conversation:
+        conv = self.store.get(int(short_id))
         if conv is None:
-            raise KeyError(f"no conversation {sid}")
-        msg = dict(fields)
-        if sender is not None:
-            check_user_key(sender, "sender")
-            msg["_sender"] = sender
-        if content is not None:
-            msg["Content"] = content
-        return copy.deepcopy(self._append_message(conv, msg, now_ms=int(time.time() * 1000)))
+            raise KeyError(f"no conversation {short_id}")
+        return conv
 
-    def add_messages(self, sid: int, n: int) -> list[dict[str, Any]]:
-        """Append ``n`` generated messages (senders are members), "now"."""
-        conv = self.convs.get(sid)
-        if conv is None:
-            raise KeyError(f"no conversation {sid}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_MESSAGES - conv.message_count:
-            raise ValueError(f"add_messages: n must be an int between 0 and {MAX_MESSAGES}, got {n!r}")
-        out = []
-        now_ms = int(time.time() * 1000)
-        for _ in range(n):
-            index = conv.message_count + 1
-            template = self.generated_message(conv, index)
-            template.pop("CreateTime")
-            out.append(copy.deepcopy(self._append_message(conv, template, now_ms=now_ms)))
-        return out
+    def user(self, user_id: int, app_id: int | None = None) -> dict[str, Any] | None:
+        """A registered int user's profile (BatchGetUser's record), or None."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            return self.social.profile(uid, app_id or self.app_id) if self.social.registered(uid) else None
 
-    def set_message_count(self, sid: int, n: int) -> None:
-        """The conversation holds exactly ``n`` lazily generated messages (stored ones are dropped)."""
-        conv = self.convs.get(sid)
-        if conv is None:
-            raise KeyError(f"no conversation {sid}")
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_MESSAGES:
-            raise ValueError(f"set_message_count: n must be an int between 0 and {MAX_MESSAGES}, got {n!r}")
-        conv.msg_generated = n
-        conv.msg_stored = None
+    def batch_users(self, user_ids: Iterable[int], app_id: int | None = None) -> dict[str, Any]:
+        """What BatchGetUser returns: ``{"Users": [...], "NotFoundUsers": [...]}`` in request order."""
+        ids = [check_int_user(u, "user_ids item") for u in user_ids]
+        return self.users_page(app_id or self.app_id, ids)
 
-    def stored_message_count(self) -> int:
-        """How many message dicts are held in memory (generated ones are not)."""
-        return sum(len(c.msg_stored) for c in self.convs.values() if c.msg_stored)
+    def add_user(self, user_id: int, **fields: Any) -> dict[str, Any]:
+        """Register an int user (registered "now" unless known) or update its profile fields
+        (NickName, Portrait, Ext, Tags, IsRobot, CreateTime, ...); returns the profile."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            self.social.add_user(uid, fields)
+            return self.social.profile(uid, self.app_id)
+
+    def friends(self, user_id: int, inbox_type: int = 0) -> list[dict[str, Any]]:
+        """Every friend of ``user_id`` in ListFriend order (the first one added first)."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            return self.social.friends(uid, int(inbox_type))
+
+    def add_friend(self, user_id: int, friend_id: int, inbox_type: int = 0, **fields: Any) -> dict[str, Any]:
+        """Make two int users friends "now" (both lists); ``fields`` (Alias, Ext) are ``user_id``'s side."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(friend_id, "friend user_id")
+        with self.lock:
+            return self.social.add_friend(uid, other, fields, int(inbox_type))
+
+    def remove_friend(self, user_id: int, friend_id: int) -> dict[str, Any]:
+        """End a friendship (both lists); returns ``user_id``'s record. ``KeyError`` if they are not friends."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(friend_id, "friend user_id")
+        with self.lock:
+            return self.social.remove_friend(uid, other)
+
+    def blacklist(self, user_id: int, inbox_type: int = 0) -> list[dict[str, Any]]:
+        """``user_id``'s blacklist in GetBlackList order (the entry added last first)."""
+        uid = check_int_user(user_id, "user_id")
+        with self.lock:
+            return self.social.blacklist(uid, int(inbox_type))
+
+    def add_to_blacklist(
+        self, user_id: int, other_id: int, inbox_type: int = 0, **fields: Any
+    ) -> dict[str, Any]:
+        """``user_id`` blacklists ``other_id`` "now" (``fields``: BlackListUserExt, ...)."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(other_id, "blacklisted user_id")
+        with self.lock:
+            return self.social.add_to_blacklist(uid, other, fields, int(inbox_type))
+
+    def remove_from_blacklist(self, user_id: int, other_id: int) -> dict[str, Any]:
+        """Remove a blacklist entry; returns it. ``KeyError`` if absent."""
+        uid, other = check_int_user(user_id, "user_id"), check_int_user(other_id, "blacklisted user_id")
+        with self.lock:
+            return self.social.remove_from_blacklist(uid, other)
+
+    # ------------------------------------------------------------------ read positions, mute/block lists
+    def read_indexes(self, short_id: int) -> list[dict[str, Any]]:
+        """GetParticipantReadIndex's ``ReadIndexes``: members who read something (others: 0), join order."""
+        with self.lock:
+            return self.social.read_indexes(self._conv(short_id))
+
+    def set_read_index(self, short_id: int, user_id: int | str, read_index: int) -> dict[str, Any]:
+        """Set how far a member has read (0..the last IndexInConversation)."""
+        key = check_user_key(user_id)
+        with self.lock:
+            return self.social.set_read_index(self._conv(short_id), key, read_index)
+
+    def block_participants(self, short_id: int, block_action: int = 0) -> list[dict[str, Any]]:
+        """BatchGetBlockParticipants' items: the muted (0) or blocked (1) members, in join order."""
+        action = _block_action(block_action)
+        with self.lock:
+            conv = self._conv(short_id)
+            return [self.social.render_block(conv, k, e) for k, e in self.social.block_list(conv, action)]
+
+    def set_block(
+        self, short_id: int, user_id: int | str, block_action: int = 0, block_time: int | None = None
+    ) -> dict[str, Any]:
+        """Mute (0) or block (1) a member "now" until ``block_time`` (Unix s; default in 7 days).
+        Muting sets the member's ``BlockTime``, as ScanConversationParticipantList shows it."""
+        key, action = check_user_key(user_id), _block_action(block_action)
+        with self.lock:
+            return self.social.set_block(self._conv(short_id), key, action, block_time)
+
+    def remove_block(self, short_id: int, user_id: int | str, block_action: int = 0) -> dict[str, Any]:
+        """Unmute (0) or unblock (1) a member; returns the entry. ``KeyError`` if not on the list."""
+        key, action = check_user_key(user_id), _block_action(block_action)
+        with self.lock:
+            return self.social.remove_block(self._conv(short_id), key, action)
+
+    # ------------------------------------------------------------------ action queries
+    def user_conversations_page(
+        self,
+        uid: UserKey,
+        app_id: int,
+        *,
+        data_type: int,
+        inbox_type: int,
+        cursor: int,
+        limit: int,
+        skip_member_count: bool = False,
+        anomaly: str | None = None,
+        reorder: bool = False,
+    ) -> dict[str, Any]:
+        """GetUserConversations' Result; ``reorder``: DataType 0 order changes while paging."""
+        scope = (uid, app_id, data_type, inbox_type)
+        with self.lock:
+            items = self.store.listing(*scope)
+            pg = opaque_page(self.codec, scope, cursor, limit, len(items), anomaly)
+            out = [dict(c) for c in items[pg.start : pg.stop]]
+            if data_type == 0 and reorder and pg.has_more and not pg.endless:
+                self._reorder(uid, items, pg.offset + (pg.stop - pg.start))
+        if skip_member_count:
+            for c in out:
+                c.pop("MemberCount", None)
+        return {"ConversationInfos": out, "HasMore": pg.has_more, "NextCursor": pg.next_cursor}
+
+    def _reorder(self, uid: UserKey, items: list[dict[str, Any]], end: int) -> None:
+        """Bump up to two not-yet-listed conversations to the front of DataType 0. Holds the lock."""
+        rest = items[end:]
+        if not rest:
+            return
+        n = self._reorder_counts[uid]
+        self._reorder_counts[uid] = n + 1
+        picks: list[int] = []
+        for i in range(min(2, len(rest))):
+            idx = hash64(self.seed, "reorder", uid, n, i) % len(rest)
+            sid = rest[idx]["ConversationShortId"]
+            if sid not in picks:
+                picks.append(sid)
+        for sid in picks:
+            self.store.touch(sid)
+
+    def participants_page(
+        self,
+        app_id: int,
+        sid: int,
+        *,
+        cursor: int,
+        limit: int,
+        reverse: bool,
+        only_ids: bool,
+        online: bool,
+        mark: str | None,
+        anomaly: str | None = None,
+        last_page_has_more: bool = False,
+    ) -> dict[str, Any]:
+        """ScanConversationParticipantList's Result (an unknown conversation: one empty last page)."""
+        online = online or mark is not None
+        if online:
+            reverse = only_ids = False  # ignored for online scans
+        scope = ("participants", app_id, sid, reverse, online, mark)
+        store = self.store
+        with self.lock:
+            conv = store.get(sid, app_id)
+            if conv is None:
+                keys: list[UserKey] = []
+            else:
+                keys = store.online_keys(conv, mark) if online else store.member_keys(conv)
+            total = len(keys)
+            pg = opaque_page(self.codec, scope, cursor, limit, total, anomaly)
+            chosen = (
+                [keys[total - 1 - i] for i in range(pg.start, pg.stop)]
+                if reverse
+                else keys[pg.start : pg.stop]
+            )
+            parts = [store.render_participant(conv, k, only_ids) for k in chosen]  # type: ignore[arg-type]
+        has_more = pg.has_more or (pg.ended and last_page_has_more)
+        return {"Participants": parts, "HasMore": has_more, "NextCursor": pg.next_cursor}
+
+    def messages_page(
+        self, app_id: int, sid: int, *, cursor: int, limit: int, reverse: int, anomaly: str | None = None
+    ) -> dict[str, Any]:
+        """GetConversationMessages' Result (an unknown conversation: no messages, NewCursor 0)."""
+        with self.lock:
+            conv = self.store.get(sid, app_id)
+            if conv is None:  # any cursor >= 0 accepted
+                if cursor < 0:
+                    raise invalid(f"invalid Cursor {cursor}: must be >= 0")
+                return {"Messages": [], "HasMore": False, "NewCursor": 0}
+            scope = ("messages", app_id, sid, reverse)
+            indexes, has_more, new_cursor = message_page(
+                self.codec, scope, cursor, limit, conv.message_count, bool(reverse), anomaly
+            )
+            messages = [self.store.message_at(conv, i) for i in indexes]
+        return {"Messages": messages, "HasMore": has_more, "NewCursor": new_cursor}
+
+    def batch_page(self, app_id: int, ids: list[int], skip_member_count: bool) -> dict[str, Any]:
+        """BatchGetConversations' Result."""
+        with self.lock:
+            return {"ConversationCoreInfos": self.store.batch(ids, app_id, skip_member_count)}
+
+    def users_page(self, app_id: int, ids: list[int]) -> dict[str, Any]:
+        """BatchGetUser's Result: registered users once each, the others in NotFoundUsers."""
+        users: list[dict[str, Any]] = []
+        missing: list[int] = []
+        with self.lock:
+            for uid in dict.fromkeys(ids):
+                if uid > 0 and self.social.registered(uid):
+                    users.append(self.social.profile(uid, app_id))
+                else:
+                    missing.append(uid)
+        return {"Users": users, "NotFoundUsers": missing}
+
+    def user_listing_page(
+        self,
+        listing: str,
+        uid: int,
+        *,
+        inbox_type: int,
+        cursor: int,
+        limit: int,
+        need_total: bool,
+        anomaly: str | None = None,
+    ) -> dict[str, Any]:
+        """ListFriend's (``listing="friends"``) or GetBlackList's (``"blacklist"``) Result;
+        TotalCount is 0 unless ``need_total``. An unknown user (or 0) has an empty last page."""
+        items_of, field = USER_LISTINGS[listing]
+        with self.lock:
+            items = getattr(self.social, items_of)(uid, inbox_type) if uid > 0 else []
+            pg = opaque_page(self.codec, (listing, uid, inbox_type), cursor, limit, len(items), anomaly)
+        return {
+            field: items[pg.start : pg.stop],
+            "HasMore": pg.has_more,
+            "NextCursor": pg.next_cursor,
+            "TotalCount": len(items) if need_total else 0,
+        }
+
+    def read_index_page(self, app_id: int, sid: int) -> dict[str, Any]:
+        """GetParticipantReadIndex's Result (an unknown conversation: none)."""
+        with self.lock:
+            conv = self.store.get(sid, app_id)
+            return {"ReadIndexes": self.social.read_indexes(conv) if conv is not None else []}
+
+    def blocks_page(
+        self, app_id: int, sid: int, *, block_action: int, cursor: int, limit: int, anomaly: str | None = None
+    ) -> dict[str, Any]:
+        """BatchGetBlockParticipants' Result (an unknown conversation: one empty last page)."""
+        with self.lock:
+            conv = self.store.get(sid, app_id)
+            entries = self.social.block_list(conv, block_action) if conv is not None else []
+            scope = ("blocks", app_id, sid, block_action)
+            pg = opaque_page(self.codec, scope, cursor, limit, len(entries), anomaly)
+            parts = [self.social.render_block(conv, k, e) for k, e in entries[pg.start : pg.stop]]  # type: ignore[arg-type]
+        return {"Participants": parts, "HasMore": pg.has_more, "NextCursor": pg.next_cursor}
 
 
-def complete_info(info: dict[str, Any], uid: UserKey, default_app_id: int) -> dict[str, Any]:
-    """Fill the fields a ConversationInfo always has (for a conversation listed by ``uid``)."""
-    sid = info["ConversationShortId"]
-    if isinstance(sid, bool) or not isinstance(sid, int):
-        raise ValueError("ConversationShortId must be an integer")
-    info.setdefault("AppId", default_app_id)
-    info.setdefault("ConversationType", 1)
-    info.setdefault("InboxType", 0)
-    info.setdefault("ConversationId", str(sid))
-    fill_user_field(info, "CreatorUserId", uid)
-    fill_user_field(info, "OwnerUserId", key_of(info, "CreatorUserId"))
-    fill_user_field(info, "OtherUserId", None)
-    return info
+def _block_action(value: Any) -> int:
+    if value in ("mute", "block"):
+        return 0 if value == "mute" else 1
+    if isinstance(value, bool) or value not in BLOCK_ACTIONS:
+        raise ValueError(f"block_action must be 0 (mute) or 1 (block), got {value!r}")
+    return int(value)

@@ -1,7 +1,7 @@
 """The HTTP side: a ThreadingHTTPServer whose handler hands every request to the emulator.
 
-It knows nothing about the API: ``/_emulator/...`` goes to ``emulator._handle_admin``,
-everything else to ``emulator._handle_api`` (then ``emulator.latency`` is slept), and the
+It knows nothing about the API: ``/_emulator/...`` goes to ``app.handle_admin``, everything
+else to ``app.handle_api`` (then ``app.latency`` is slept), and the
 :class:`Reply` it gets back is sent, reset (RST, no response) or truncated (a
 Content-Length larger than the body, then close).
 """
@@ -15,19 +15,8 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from airflow_provider_rtcim.emulator.server import Emulator
-
-
-class ApiError(Exception):
-    """An API error reply: HTTP ``status`` and ``ResponseMetadata.Error`` ``code``/``message``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class Reply:
@@ -45,13 +34,27 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+class HttpApp(Protocol):
+    """What the server serves (the :class:`~airflow_provider_rtcim.emulator.Emulator`)."""
+
+    @property
+    def latency(self) -> float: ...
+
+    @property
+    def verbose(self) -> bool: ...
+
+    def handle_api(self, method: str, path: str, query_string: str, headers: Any, body: bytes) -> Reply: ...
+
+    def handle_admin(self, method: str, path: str, query_string: str, body: bytes) -> tuple[int, Any]: ...
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(self, address: tuple[str, int], emulator: HttpApp) -> None:
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
@@ -114,10 +117,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         if parts.path.startswith("/_emulator"):
-            status, payload = emu._handle_admin(self.command, parts.path, parts.query, body)
+            status, payload = emu.handle_admin(self.command, parts.path, parts.query, body)
             self._send(Reply(status, dumps(payload)))
             return
-        reply = emu._handle_api(self.command, parts.path, parts.query, self.headers, body)
+        reply = emu.handle_api(self.command, parts.path, parts.query, self.headers, body)
         latency = emu.latency
         if latency > 0:
             time.sleep(latency)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import pytest
@@ -394,3 +395,34 @@ def test_cli_new_options_and_ready_file(tmp_path) -> None:
         out, err = stop_cli_emulator(proc)
     assert proc.returncode == 0, err
     assert "string user ids: ['007', '123']" in out
+
+
+def test_conversation_added_now_looks_like_a_seeded_one(rtcim_emulator: Emulator) -> None:
+    """Issue 19: a conversation added with the admin API is a one-to-one with two members and an
+    OtherUserId, created "now" like the messages added to it."""
+    emu = rtcim_emulator
+    uid = emu.user_ids[0]
+    before = int(time.time())
+    resp = requests.post(f"{emu.url}/_emulator/users/{uid}/conversations", json={}, timeout=10)
+    after = int(time.time())
+    assert resp.status_code == 201
+    conv = resp.json()
+    sid, other = conv["ConversationShortId"], conv["OtherUserId"]
+    seeded = next(c for c in emu.conversations(uid) if c["ConversationType"] == 1)
+    assert conv["ConversationType"] == 1 and conv["MemberCount"] == 2
+    assert isinstance(other, int) and other not in (0, uid) and conv["OtherUserIdStr"] == str(other)
+    assert set(seeded) - {"Ext", "Status", "Name"} <= set(conv)  # the fields a seeded one-to-one has
+    assert conv["ConversationId"] == f"0:1:{min(uid, other)}:{max(uid, other)}"
+    assert before <= conv["CreateTime"] <= after + 1 and conv["ModifyTime"] >= conv["CreateTime"]
+    assert [member_key(p) for p in emu.participants(sid)] == [uid, other]
+    message = emu.add_messages(sid, 1)[0]
+    assert conv["CreateTime"] * 1000 <= message["CreateTime"] <= (after + 2) * 1000
+    assert emu.batch_users([other])["NotFoundUsers"] == []  # the other user is a user too
+    string_conv = emu.add_conversation("007")
+    assert string_conv["OtherUserId"] == 0 and string_conv["OtherUserIdStr"].startswith("u_")
+    assert [member_key(p) for p in emu.participants(string_conv["ConversationShortId"])] == [
+        "007",
+        string_conv["OtherUserIdStr"],
+    ]
+    group = emu.add_conversation(uid, ConversationType=2, Name="新群")
+    assert "OtherUserId" not in group and group["ConversationId"] == f"2:{group['ConversationShortId']:x}"
