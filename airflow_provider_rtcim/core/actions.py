@@ -172,9 +172,10 @@ class PagedAction(Action):
     :param id_keys: the item fields that identify an item, in order of preference: the first
         that holds a non-zero int (or a non-empty string) is the item's id, used to drop
         duplicates (string user ids carry ``0`` in the numeric field and the id in ``*Str``).
-    :param cursor_field: the request field of the cursor.
+    :param cursor_field: the request field of the cursor; None: the action answers in one
+        page, with no cursor and no ``HasMore`` (``GetParticipantReadIndex``).
     :param next_cursor_field: the ``Result`` field of the next page's cursor.
-    :param limit_field: the request field of the page size.
+    :param limit_field: the request field of the page size (None: the action takes none).
     :param max_page_size: the largest page size the action takes (``page_size`` is checked
         against it).
     :param negative_cursor_ends: a negative next cursor means "no more data" whatever
@@ -189,9 +190,9 @@ class PagedAction(Action):
 
     items_key: str
     id_keys: tuple[str, ...]
-    cursor_field: str = "Cursor"
+    cursor_field: str | None = "Cursor"
     next_cursor_field: str = "NextCursor"
-    limit_field: str = "Limit"
+    limit_field: str | None = "Limit"
     max_page_size: int = MAX_LIMIT
     negative_cursor_ends: bool = False
     position_key: str | None = None
@@ -201,6 +202,11 @@ class PagedAction(Action):
     def id_key(self) -> str:
         """The main id field (named in error messages)."""
         return self.id_keys[0]
+
+    @property
+    def paginated(self) -> bool:
+        """False for an action that answers in one page (no cursor, no ``HasMore``)."""
+        return self.cursor_field is not None
 
     def id_of(self, item: Any) -> ItemId | None:
         """The item's id (see ``id_keys``), or None when it has none."""
@@ -221,8 +227,9 @@ class PagedAction(Action):
     def page_body(self, base: Mapping[str, Any], *, cursor: int, limit: int | None = None) -> dict[str, Any]:
         """The request body of one page: ``base`` with this action's cursor (and page size)."""
         body = dict(base)
-        body[self.cursor_field] = cursor
-        if limit is not None:
+        if self.cursor_field is not None:
+            body[self.cursor_field] = cursor
+        if limit is not None and self.limit_field is not None:
             body[self.limit_field] = limit
         return body
 
@@ -239,11 +246,22 @@ class BatchAction(Action):
     """A read action that takes many keys at once (no pagination).
 
     :param items_key: the ``Result`` key of the item list.
-    :param max_keys: the most keys one request takes (the key field is sent as a list).
+    :param max_keys: the most keys one request takes.
+    :param keys_field: the request field of the key list (default: the key's own field).
+    :param missing_key: the ``Result`` key listing the keys not found (None: not told).
+    :param id_keys: the item fields naming the key an item is for (empty: not told).
     """
 
     items_key: str
     max_keys: int
+    keys_field: str | None = None
+    missing_key: str | None = None
+    id_keys: tuple[str, ...] = ()
+
+    @property
+    def keys_api(self) -> str:
+        """The request field carrying the list of keys."""
+        return self.keys_field or self.key.api
 
 
 def _parse_bool(value: Any, field: str) -> bool:
@@ -323,6 +341,82 @@ BATCH_GET_CONVERSATIONS = BatchAction(
 )
 """Details of known conversations (not paginated; ``SkipMemberCount`` defaults to true here)."""
 
+# -- users, friends, blacklists, read positions, mute and block lists --------------------
+
+USER_ID = Key(arg="user_id", api="UserId", label="user", user=True)
+"""A user named by ``UserId``: these actions have no ``*Str`` twin (int64 user ids only)."""
+
+
+def _block_action(value: Any, field: str) -> int:
+    """``BlockAction``: ``"mute"`` (0, the default) or ``"block"`` (1)."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text in ("mute", 0) and not isinstance(text, bool):
+        return 0
+    if text in ("block", 1) and not isinstance(text, bool):
+        return 1
+    raise ValueError(f'{field} must be "mute" (the mute list) or "block" (the block list), got {value!r}')
+
+
+_INBOX = Field(arg="inbox_type", api="InboxType", check=validate_inbox_type, default=0)
+
+BATCH_GET_USER = BatchAction(
+    name="BatchGetUser",
+    key=USER_ID,
+    noun="users",
+    items_key="Users",
+    keys_field="UserIds",
+    max_keys=50,  # the API's most: a full request is 1% of the account's second
+    missing_key="NotFoundUsers",
+    id_keys=("UserId",),
+)
+"""User profiles (not paginated; ids not registered come back in ``NotFoundUsers``)."""
+
+LIST_FRIEND = PagedAction(
+    name="ListFriend",
+    key=USER_ID,
+    noun="friends",
+    fields=(_INBOX,),
+    items_key="FriendInfos",
+    id_keys=("FriendUserId",),
+    negative_cursor_ends=True,
+    key_in_row="set",
+)
+"""A user's friends, the first added first: ``NextCursor``; a negative one ends the listing."""
+
+GET_BLACK_LIST = PagedAction(
+    name="GetBlackList",
+    key=USER_ID,
+    noun="blacklist entries",
+    fields=(_INBOX,),
+    items_key="BlackListInfos",
+    id_keys=("BlackListUserId",),
+    negative_cursor_ends=True,
+    key_in_row="set",
+)
+"""A user's blacklist, newest first: ``NextCursor``; a negative one ends the listing."""
+
+GET_PARTICIPANT_READ_INDEX = PagedAction(
+    name="GetParticipantReadIndex",
+    key=CONVERSATION,
+    noun="read positions",
+    items_key="ReadIndexes",
+    id_keys=("ParticipantUserId", "ParticipantUserIdStr"),
+    cursor_field=None,
+    limit_field=None,
+)
+"""How far each member has read: one page, no cursor (a member not listed has read nothing)."""
+
+BATCH_GET_BLOCK_PARTICIPANTS = PagedAction(
+    name="BatchGetBlockParticipants",
+    key=CONVERSATION,
+    noun="participants",
+    fields=(Field(arg="block_action", api="BlockAction", check=_block_action, default="mute"),),
+    items_key="Participants",
+    id_keys=("ParticipantUserId", "ParticipantUserIdStr"),
+    negative_cursor_ends=True,
+)
+"""A conversation's muted (``block_action="mute"``) or blocked (``"block"``) members."""
+
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
@@ -330,6 +424,11 @@ ACTIONS: dict[str, Action] = {
         SCAN_CONVERSATION_PARTICIPANTS,
         GET_CONVERSATION_MESSAGES,
         BATCH_GET_CONVERSATIONS,
+        BATCH_GET_USER,
+        LIST_FRIEND,
+        GET_BLACK_LIST,
+        GET_PARTICIPANT_READ_INDEX,
+        BATCH_GET_BLOCK_PARTICIPANTS,
     )
 }
 """Every described action by its API name (the hook's generic calls take a name or a description)."""
@@ -347,12 +446,18 @@ def action_named(action: str | Action) -> Action:
 
 __all__ = [
     "ACTIONS",
+    "BATCH_GET_BLOCK_PARTICIPANTS",
     "BATCH_GET_CONVERSATIONS",
+    "BATCH_GET_USER",
     "CONVERSATION",
+    "GET_BLACK_LIST",
     "GET_CONVERSATION_MESSAGES",
+    "GET_PARTICIPANT_READ_INDEX",
     "GET_USER_CONVERSATIONS",
+    "LIST_FRIEND",
     "SCAN_CONVERSATION_PARTICIPANTS",
     "USER",
+    "USER_ID",
     "Action",
     "BatchAction",
     "Field",

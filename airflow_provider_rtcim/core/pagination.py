@@ -32,7 +32,7 @@ from airflow_provider_rtcim.core.keys import SeenKeys
 FetchPage = Callable[[int], Mapping[str, Any]]
 
 
-def page_problem(result: Any, items_key: str) -> str | None:
+def page_problem(result: Any, items_key: str, *, paginated: bool = True) -> str | None:
     """What is wrong with one page's ``Result`` (for a retry decision), or None when well formed.
 
     Well formed: an object whose ``items_key`` is a list (or absent: an empty page) and whose
@@ -44,6 +44,8 @@ def page_problem(result: Any, items_key: str) -> str | None:
     items = result.get(items_key)
     if items is not None and not isinstance(items, list):
         return f"{items_key} is {type(items).__name__}, not a list"
+    if not paginated:
+        return None  # one page, no HasMore: its item list is all there is to check
     if "HasMore" not in result:
         return "HasMore is missing"
     has_more = result["HasMore"]
@@ -100,7 +102,7 @@ def iter_pages(
         page_no += 1
         sent.add(cursor)
         result = fetch_page(cursor)
-        problem = page_problem(result, spec.items_key)
+        problem = page_problem(result, spec.items_key, paginated=spec.paginated)
         if problem:
             raise _fail(
                 error_class,
@@ -113,7 +115,7 @@ def iter_pages(
         if on_next_cursor is not None:
             on_next_cursor(next_cursor if _is_int(next_cursor) else None)
         ended_by_cursor = spec.negative_cursor_ends and _is_int(next_cursor) and next_cursor < 0
-        has_more = result["HasMore"] and not ended_by_cursor
+        has_more = spec.paginated and result["HasMore"] and not ended_by_cursor
         yield page_no, result
         if not has_more:
             return
@@ -292,7 +294,7 @@ class Listing(Iterator[dict[str, Any]]):
                 new_items += 1
                 yield item  # type: ignore[misc]
             barren = 0 if new_items else barren + 1
-            if barren >= self._barren_limit and result["HasMore"]:
+            if barren >= self._barren_limit and result.get("HasMore"):
                 raise _fail(
                     error_class,
                     f"{what}: {barren} pages in a row (pages {page_no - barren + 1}-{page_no}) brought "
@@ -305,3 +307,28 @@ class Listing(Iterator[dict[str, Any]]):
                 )
         nxt = returned[0]
         self.resume_cursor = nxt if nxt is not None and nxt >= 0 else sent[0]
+
+
+class BatchItems(Iterator[dict[str, Any]]):
+    """The items of one request of a batch action, iterated like a :class:`Listing`.
+
+    ``missing`` holds the keys the action said it did not find (its ``missing_key``).
+    """
+
+    pages = 1
+    duplicates = 0
+    skipped = 0
+    last_position = None
+
+    def __init__(self, items: list[dict[str, Any]], missing: list[Any]) -> None:
+        self._items = iter(items)
+        self.missing = missing
+
+    def __iter__(self) -> BatchItems:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return next(self._items)
+
+    def close(self) -> None:
+        pass

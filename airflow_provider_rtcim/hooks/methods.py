@@ -12,9 +12,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_rtcim.core.actions import (
+    BATCH_GET_BLOCK_PARTICIPANTS,
     BATCH_GET_CONVERSATIONS,
+    BATCH_GET_USER,
+    GET_BLACK_LIST,
     GET_CONVERSATION_MESSAGES,
+    GET_PARTICIPANT_READ_INDEX,
     GET_USER_CONVERSATIONS,
+    LIST_FRIEND,
     SCAN_CONVERSATION_PARTICIPANTS,
 )
 from airflow_provider_rtcim.core.defaults import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE
@@ -34,6 +39,7 @@ class RtcImActionMethods:
 
         iter_action = _Hook.iter_action
         batch_action = _Hook.batch_action
+        iter_batches = _Hook.iter_batches
         check_key = _Hook.check_key
         request_base = _Hook.request_base
         fetch_page = _Hook.fetch_page
@@ -216,4 +222,88 @@ class RtcImActionMethods:
             app_id=app_id,
             batch_size=batch_size,
             skip_member_count=skip_member_count,
+        )
+
+    # -- users, friends, blacklists, read positions, mute and block lists (int64 user ids only)
+
+    def batch_get_users(
+        self,
+        user_ids: Sequence[int | str],
+        *,
+        app_id: int | str | None = None,
+        batch_size: int = BATCH_GET_USER.max_keys,
+    ) -> dict[str, list[Any]]:
+        """User profiles (``BatchGetUser``), in requests of at most ``batch_size`` ids (50):
+        ``{"Users": [...], "NotFoundUsers": [...]}`` (ids not registered or deregistered)."""
+        out: dict[str, list[Any]] = {"Users": [], "NotFoundUsers": []}
+        for batch in self.iter_batches(BATCH_GET_USER, user_ids, app_id=app_id, batch_size=batch_size):
+            out["Users"].extend(batch)
+            out["NotFoundUsers"].extend(batch.missing)
+        return out
+
+    def iter_user_friends(
+        self,
+        user_id: int | str,
+        *,
+        inbox_type: int = 0,
+        app_id: int | str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> Listing:
+        """Every friend of a user (``ListFriend``), the first added first, each ``FriendUserId``
+        once; a negative ``NextCursor`` ends the listing."""
+        return self.iter_action(
+            LIST_FRIEND,
+            user_id,
+            app_id=app_id,
+            page_size=page_size,
+            max_pages=max_pages,
+            inbox_type=inbox_type,
+        )
+
+    def iter_user_blacklist(
+        self,
+        user_id: int | str,
+        *,
+        inbox_type: int = 0,
+        app_id: int | str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> Listing:
+        """Every blacklist entry of a user (``GetBlackList``), newest first, each
+        ``BlackListUserId`` once; a negative ``NextCursor`` ends the listing."""
+        return self.iter_action(
+            GET_BLACK_LIST,
+            user_id,
+            app_id=app_id,
+            page_size=page_size,
+            max_pages=max_pages,
+            inbox_type=inbox_type,
+        )
+
+    def iter_conversation_read_indexes(
+        self, conversation_short_id: int | str, *, app_id: int | str | None = None
+    ) -> Listing:
+        """How far each member has read (``GetParticipantReadIndex``: one request, no pages);
+        a member not listed has read nothing (``ReadIndex`` 0)."""
+        return self.iter_action(GET_PARTICIPANT_READ_INDEX, conversation_short_id, app_id=app_id)
+
+    def iter_conversation_block_list(
+        self,
+        conversation_short_id: int | str,
+        *,
+        block_action: str = "mute",
+        app_id: int | str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = DEFAULT_MAX_PAGES,
+    ) -> Listing:
+        """A conversation's muted (``block_action="mute"``) or blocked (``"block"``) members
+        (``BatchGetBlockParticipants``), each once; a negative ``NextCursor`` ends the listing."""
+        return self.iter_action(
+            BATCH_GET_BLOCK_PARTICIPANTS,
+            conversation_short_id,
+            app_id=app_id,
+            page_size=page_size,
+            max_pages=max_pages,
+            block_action=block_action,
         )

@@ -32,7 +32,7 @@ complete listing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_rtcim.compat import BaseHook
@@ -82,7 +82,7 @@ from airflow_provider_rtcim.hooks.methods import RtcImActionMethods
 if TYPE_CHECKING:
     from airflow_provider_rtcim.compat import Connection
     from airflow_provider_rtcim.core.client import RtcImClient
-    from airflow_provider_rtcim.core.pagination import Listing
+    from airflow_provider_rtcim.core.pagination import BatchItems, Listing
     from airflow_provider_rtcim.core.signing import Credentials
 
 __all__ = [
@@ -334,10 +334,13 @@ class RtcImHook(RtcImActionMethods, BaseHook):
         """
         from airflow_provider_rtcim.core.pagination import page_problem
 
-        items_key = action.items_key
+        items_key, paginated = action.items_key, action.paginated
         client = self.client
         result = client.call(
-            action.name, body, version=action.version, check=lambda r: page_problem(r, items_key)
+            action.name,
+            body,
+            version=action.version,
+            check=lambda r: page_problem(r, items_key, paginated=paginated),
         )
         client.stats.incr("pages")
         return result
@@ -389,7 +392,8 @@ class RtcImHook(RtcImActionMethods, BaseHook):
         checked = self.check_key(spec, key, user_id_type=user_id_type)
         body = self.request_base(spec, app_id=app_id, **values)
         body.update(spec.key.body(checked))
-        body[spec.limit_field] = validate_page_size(page_size, maximum=spec.max_page_size)
+        if spec.limit_field is not None:
+            body[spec.limit_field] = validate_page_size(page_size, maximum=spec.max_page_size)
         if after_index is not None:
             after_index = validate_cursor(after_index, "after_index")
         return self.iter_listing(
@@ -445,7 +449,17 @@ class RtcImHook(RtcImActionMethods, BaseHook):
             on_duplicate=on_duplicate,
         )
 
-    def batch_action(
+    def fetch_batch(self, action: BatchAction, body: Mapping[str, Any]) -> BatchItems:
+        """One request of a batch action for a checked ``body`` (its key list included)."""
+        from airflow_provider_rtcim.core.pagination import BatchItems
+
+        result = self.client.call(
+            action.name, body, check=_items_problem(action.items_key), version=action.version
+        )
+        missing = result.get(action.missing_key) if action.missing_key else None
+        return BatchItems(list(result.get(action.items_key) or []), list(missing or []))
+
+    def iter_batches(
         self,
         action: str | BatchAction,
         keys: Sequence[Any] | Any,
@@ -453,12 +467,12 @@ class RtcImHook(RtcImActionMethods, BaseHook):
         app_id: Any = None,
         batch_size: Any = None,
         **values: Any,
-    ) -> list[dict[str, Any]]:
-        """The items of a batch ``action`` for every key, in requests of at most ``batch_size``
-        keys (default and maximum: the action's ``max_keys``), in order.
+    ) -> Iterator[BatchItems]:
+        """A batch ``action`` for every key, one :class:`~airflow_provider_rtcim.core.pagination.BatchItems`
+        per request of at most ``batch_size`` keys (default and maximum: the action's ``max_keys``).
 
-        Keys are checked (and de-duplicated) before the first request; ``values`` are the
-        action's fields by argument name.
+        Keys are checked (and de-duplicated) and ``values`` (the action's fields by argument
+        name) checked before the first request.
         """
         spec = action_named(action)
         if not isinstance(spec, BatchAction):
@@ -471,13 +485,23 @@ class RtcImHook(RtcImActionMethods, BaseHook):
         if size > spec.max_keys:
             raise ValueError(f"batch_size must be between 1 and {spec.max_keys}, got {batch_size!r}")
         base = self.request_base(spec, app_id=app_id, **values)
-        check = _items_problem(spec.items_key)
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(ids), size):
-            body = {**base, spec.key.api: ids[start : start + size]}
-            result = self.client.call(spec.name, body, check=check, version=spec.version)
-            out.extend(result.get(spec.items_key) or [])
-        return out
+        return (
+            self.fetch_batch(spec, {**base, spec.keys_api: ids[start : start + size]})
+            for start in range(0, len(ids), size)
+        )
+
+    def batch_action(
+        self,
+        action: str | BatchAction,
+        keys: Sequence[Any] | Any,
+        *,
+        app_id: Any = None,
+        batch_size: Any = None,
+        **values: Any,
+    ) -> list[dict[str, Any]]:
+        """The items of a batch ``action`` for every key, in order (see :meth:`iter_batches`)."""
+        batches = self.iter_batches(action, keys, app_id=app_id, batch_size=batch_size, **values)
+        return [item for batch in batches for item in batch]
 
     # -- housekeeping --------------------------------------------------------------------
 

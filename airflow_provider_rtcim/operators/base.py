@@ -19,7 +19,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_rtcim.compat import AirflowFailException, Asset, BaseOperator
-from airflow_provider_rtcim.core.actions import PagedAction
+from airflow_provider_rtcim.core.actions import BatchAction, PagedAction
 from airflow_provider_rtcim.core.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_MAX_PAGES,
@@ -29,6 +29,7 @@ from airflow_provider_rtcim.core.defaults import (
 )
 from airflow_provider_rtcim.core.keys import parse_key_range
 from airflow_provider_rtcim.core.validation import (
+    MAX_LIMIT,
     none_if_blank,
     to_int,
     to_positive_float,
@@ -36,7 +37,7 @@ from airflow_provider_rtcim.core.validation import (
     validate_page_size,
 )
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImInvalidArgument
-from airflow_provider_rtcim.operators.engine import KeyArgs, Keys, ListingRun, read_keys
+from airflow_provider_rtcim.operators.engine import KeyArgs, Keys, ListingRun, in_batches, read_keys
 from airflow_provider_rtcim.operators.incremental import AlreadyCommitted, IncrementalCommit
 from airflow_provider_rtcim.operators.output import (
     JsonlFile,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 SHARED_TEMPLATE_FIELDS: tuple[str, ...] = ("page_size", "output_path", "key_range")
 
 
-def listing_template_fields(action: PagedAction, keys: KeyArgs, *more: str) -> tuple[str, ...]:
+def listing_template_fields(action: PagedAction | BatchAction, keys: KeyArgs, *more: str) -> tuple[str, ...]:
     """An operator's templated arguments: its keys, ``app_id``, its action's fields, the
     shared ones, then ``more``."""
     return (keys.arg, keys.from_arg, "app_id", *action.args, *SHARED_TEMPLATE_FIELDS, *more)
@@ -87,7 +88,7 @@ class RtcImListingOperator(BaseOperator):
     ``max_xcom_rows`` (see :class:`~airflow_provider_rtcim.operators.conversations.RtcImGetUserConversationsOperator`).
     """
 
-    action: ClassVar[PagedAction]
+    action: ClassVar[PagedAction | BatchAction]
     key_args: ClassVar[KeyArgs]
     asset_extra_keys: ClassVar[tuple[str, ...]] = ()
     """Summary fields beyond the shared ones that go into the Asset event's ``extra`` too."""
@@ -135,11 +136,6 @@ class RtcImListingOperator(BaseOperator):
     # -- what the description says ----------------------------------------------------------
 
     @property
-    def key_field(self) -> str:
-        """The argument holding one key or a list."""
-        return self.key_args.arg
-
-    @property
     def keys_from_field(self) -> str:
         """The argument naming a file of keys."""
         return self.key_args.from_arg
@@ -173,10 +169,20 @@ class RtcImListingOperator(BaseOperator):
         """An incremental commit to run under (None: a full listing)."""
         return None
 
+    def _key_file_fields(self) -> tuple[str, ...] | None:
+        """The JSON Lines field a key file's keys are read from when the operator takes a
+        ``key_field`` argument and it is set (None: the key arguments' own fields)."""
+        field = none_if_blank(getattr(self, "key_field", None))
+        if field is None:
+            return None
+        if not isinstance(field, str):
+            raise ValueError(f"key_field must be the name of a field of the rows, got {field!r}")
+        return (field,)
+
     def _describe(self, request: Request, commit: IncrementalCommit | None) -> str:
         """The arguments worth a mention in the start log line."""
         parts = [f"{f.arg}={request.body[f.api]}" for f in self.action.fields if f.api in request.body]
-        if self.action.key.user:
+        if self.action.key.str_api is not None:
             parts.append(f"user_id_type={request.user_id_type}")
         if commit is not None:
             parts.append(commit.describe())
@@ -204,10 +210,13 @@ class RtcImListingOperator(BaseOperator):
         """Every templated argument checked, once, before any request."""
         action = self.action
         body = action.request_body({a: getattr(self, a) for a in action.args}, rendered=True)
-        page_size = validate_page_size(self.page_size, maximum=action.max_page_size)
+        paged = isinstance(action, PagedAction) and action.limit_field is not None
+        page_size = validate_page_size(self.page_size, maximum=action.max_page_size if paged else MAX_LIMIT)
         app_id = self._resolve_app_id()
+        if paged:
+            body[action.limit_field] = page_size
         return Request(
-            body={"AppId": app_id, **body, action.limit_field: page_size},
+            body={"AppId": app_id, **body},
             app_id=app_id,
             page_size=page_size,
             user_id_type=self._user_id_type(),
@@ -224,6 +233,7 @@ class RtcImListingOperator(BaseOperator):
             opaque=kind == "str",
             key_range=parse_key_range(self.key_range),
             keep=self._key_filter(request),
+            fields=self._key_file_fields(),
         )
 
     # -- execute ------------------------------------------------------------------------------
@@ -241,12 +251,12 @@ class RtcImListingOperator(BaseOperator):
                 raise RtcImInvalidArgument(str(exc)) from exc
             if keys.duplicates:
                 self.log.warning(
-                    "%s lists %d ids more than once; each is listed once", self.key_field, keys.duplicates
+                    "%s lists %d ids more than once; each is listed once", self.key_args.arg, keys.duplicates
                 )
             run = self._run = ListingRun(
                 hook=self.hook,
                 log=self.log,
-                key_arg=self.key_field,
+                key_arg=self.key_args.arg,
                 keys_noun=self.keys_noun,
                 rows_noun=self.rows_noun,
                 max_workers=self.max_workers,
@@ -283,8 +293,16 @@ class RtcImListingOperator(BaseOperator):
                 self.hook.close()
 
     def _listing_for(self, request: Request, commit: IncrementalCommit | None) -> Callable[[Any], Listing]:
-        """``listing(key)``: the hook's generic listing of the checked request for one key."""
+        """``listing(key)``: the hook's generic listing of the checked request for one key
+        (for a batch action: one request for a :class:`KeyBatch` of keys)."""
         hook, action, body, max_pages = self.hook, self.action, request.body, self.max_pages
+        if isinstance(action, BatchAction):
+            keys_api = action.keys_api
+
+            def batch(keys: Any) -> Any:
+                return hook.fetch_batch(action, {**body, keys_api: list(keys)})
+
+            return batch
         key_body = action.key.body
 
         def listing(key: Any) -> Listing:
@@ -299,12 +317,44 @@ class RtcImListingOperator(BaseOperator):
 
         return listing
 
+    def _list_all(
+        self, run: ListingRun, keys: Keys, request: Request, commit: IncrementalCommit | None, collector: Any
+    ) -> tuple[dict[str, int], dict[str, Any]]:
+        """Every key through ``run`` into ``collector``: ``(stats, summary fields of the action)``."""
+        action, extra = self.action, {}
+        on_key_done = commit.record if commit is not None else None
+        if isinstance(action, BatchAction):
+            missing: list[Any] = []
+            stats = run.run(
+                in_batches(keys, action.max_keys),
+                listing=self._listing_for(request, None),
+                decorate=lambda row, key: row,
+                collector=collector,
+                on_key_done=lambda key, batch: missing.extend(batch.missing),
+            )
+            if action.missing_key is not None:
+                extra["not_found"] = len(missing)
+                if missing:
+                    shown = ", ".join(map(repr, missing[:20])) + (", ..." if len(missing) > 20 else "")
+                    self.log.warning(
+                        "%s: %d ids not found (%s): %s", action.name, len(missing), action.missing_key, shown
+                    )
+        else:
+            stats = run.run(
+                keys,
+                listing=self._listing_for(request, commit),
+                decorate=action.add_key,
+                collector=collector,
+                on_key_done=on_key_done,
+            )
+        if action.key.str_api is not None:
+            extra["user_id_type"] = request.user_id_type
+        return stats, extra
+
     def _to_xcom(self, run: ListingRun, keys: Keys, request: Request) -> list[dict[str, Any]]:
         rows = XComRows(self.max_xcom_rows)
         try:
-            stats = run.run(
-                keys, listing=self._listing_for(request, None), decorate=self.action.add_key, collector=rows
-            )
+            stats, _ = self._list_all(run, keys, request, None, rows)
         except XComLimitExceeded:
             raise AirflowFailException(
                 f"The listing has more than max_xcom_rows={self.max_xcom_rows} rows: too many for XCom, "
@@ -326,20 +376,14 @@ class RtcImListingOperator(BaseOperator):
         started = utcnow()
         with tempfile.TemporaryDirectory(prefix="rtcim-spool-") as spool_dir:
             output = JsonlFile(out, spool_dir=spool_dir, hashing=commit is not None)
-            stats = run.run(
-                keys,
-                listing=self._listing_for(request, commit),
-                decorate=self.action.add_key,
-                collector=output,
-                on_key_done=commit.record if commit is not None else None,
-            )
+            stats, extra = self._list_all(run, keys, request, commit, output)
         output.close()
         summary: dict[str, Any] = {
             "path": str(out.target),
             "paths": [str(out.target)],
             "count": output.count,
             self.keys_noun: keys.count,
-            **({"user_id_type": request.user_id_type} if self.action.key.user else {}),
+            **extra,
             **stats,
             "fetch_started_at": started,
             "fetch_finished_at": utcnow(),

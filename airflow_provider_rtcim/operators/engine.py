@@ -25,6 +25,7 @@ from airflow_provider_rtcim.core.fanout import Cancelled, FanOut, StoppedError
 from airflow_provider_rtcim.core.keys import (
     conversation_ids_from_jsonl,
     distinct_keys,
+    ids_from_jsonl,
     keys_from_lines,
     parse_key_list,
 )
@@ -47,22 +48,33 @@ class KeyArgs:
     :param from_arg: the argument naming a file of keys (``participant_user_ids_from``).
     :param noun: what the keys are, for the summary and logs (``users``).
     :param file: ``"lines"`` (a text file, one id a line) or ``"jsonl"`` (rows this package
-        wrote, whose ``file_field`` values are the keys).
-    :param file_field: the JSON Lines field holding the key.
+        wrote, whose ``file_fields`` values are the keys).
+    :param file_fields: the JSON Lines fields that may hold the key: the first a row has.
+    :param expected: what such a file is, for error messages.
     """
 
     arg: str
     from_arg: str
     noun: str
     file: str = "lines"
-    file_field: str | None = None
+    file_fields: tuple[str, ...] = ()
+    expected: str = ""
 
-    def read_file(self, path: Any, *, check: Check, opaque: bool = False) -> Iterator[Any]:
-        """The keys of the file ``path`` (duplicates included), each checked."""
+    def read_file(
+        self, path: Any, *, check: Check, opaque: bool = False, fields: tuple[str, ...] | None = None
+    ) -> Iterator[Any]:
+        """The keys of the file ``path`` (duplicates included), each checked; ``fields``
+        replaces :attr:`file_fields`."""
         lines = open_lines(path, field=self.from_arg)
         source = f"{self.from_arg} {str(path)!r}"
         if self.file == "jsonl":
-            return conversation_ids_from_jsonl(lines, source=source, validate=check)
+            return ids_from_jsonl(
+                lines,
+                source=source,
+                validate=check,
+                fields=fields or self.file_fields,
+                expected=self.expected,
+            )
         # a string id keeps its spaces: only the line ending goes
         return keys_from_lines(lines, source=source, validate=check, strip=not opaque)
 
@@ -73,7 +85,16 @@ CONVERSATION_KEYS = KeyArgs(
     from_arg="conversations_from",
     noun="conversations",
     file="jsonl",
-    file_field="ConversationShortId",
+    file_fields=("ConversationShortId",),
+    expected="the conversations operator's rows",
+)
+USER_ID_KEYS = KeyArgs(
+    arg="user_id",
+    from_arg="users_from",
+    noun="users",
+    file="jsonl",
+    file_fields=("ParticipantUserId", "UserId"),
+    expected="rows this package wrote (members, conversations or users), or name the field with key_field=",
 )
 
 
@@ -106,6 +127,7 @@ def read_keys(
     opaque: bool = False,
     key_range: tuple[int, int | None] | None = None,
     keep: Callable[[Any], bool] | None = None,
+    fields: tuple[str, ...] | None = None,
 ) -> Keys:
     """Every key checked and counted in one pass (one read of a file) before any request.
 
@@ -122,7 +144,7 @@ def read_keys(
     else:
 
         def source() -> Iterator[Any]:
-            return keys.read_file(from_value, check=check, opaque=opaque)
+            return keys.read_file(from_value, check=check, opaque=opaque, fields=fields)
 
     def make() -> Iterator[Any]:
         stream = distinct_keys(source(), key_range=key_range)
@@ -138,6 +160,31 @@ def read_keys(
         counted = (k for k in counted if keep(k))
     count = sum(1 for _ in counted)
     return Keys(make, count, duplicates[0])
+
+
+class KeyBatch(list):  # type: ignore[type-arg]
+    """Keys sent in one request of a batch action; shown as ``[first..last] (n ids)``."""
+
+    def __repr__(self) -> str:
+        if len(self) <= 2:
+            return super().__repr__()
+        return f"[{self[0]!r}..{self[-1]!r}] ({len(self)} ids)"
+
+
+def in_batches(keys: Keys, size: int) -> Keys:
+    """``keys`` in :class:`KeyBatch` es of at most ``size``, streamed (for a batch action)."""
+
+    def make() -> Iterator[Any]:
+        batch = KeyBatch()
+        for key in keys:
+            batch.append(key)
+            if len(batch) == size:
+                yield batch
+                batch = KeyBatch()
+        if batch:
+            yield batch
+
+    return Keys(make, -(-keys.count // size), keys.duplicates)
 
 
 def count_distinct_keys(path: str | ObjectStoragePath, *, kind: str) -> int:
@@ -341,6 +388,7 @@ class ListingRun:
 
 __all__ = [
     "CONVERSATION_KEYS",
+    "USER_ID_KEYS",
     "USER_KEYS",
     "Cancelled",
     "Collector",

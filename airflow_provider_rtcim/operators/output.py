@@ -209,7 +209,7 @@ def combine_summaries(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"paths": [], "count": 0, "tasks": len(items)}
     for s in items:
         out["paths"].extend(s.get("paths") or ([s["path"]] if s.get("path") else []))
-        for key in ("count", "users", "conversations", "pages", "requests", "retries"):
+        for key in ("count", "users", "conversations", "not_found", "pages", "requests", "retries"):
             if key in s:
                 out[key] = out.get(key, 0) + int(s[key])
     kinds = {s["user_id_type"] for s in items if s.get("user_id_type")}

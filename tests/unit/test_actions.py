@@ -10,10 +10,15 @@ import pytest
 
 from airflow_provider_rtcim.core.actions import (
     ACTIONS,
+    BATCH_GET_BLOCK_PARTICIPANTS,
     BATCH_GET_CONVERSATIONS,
+    BATCH_GET_USER,
     CONVERSATION,
+    GET_BLACK_LIST,
     GET_CONVERSATION_MESSAGES,
+    GET_PARTICIPANT_READ_INDEX,
     GET_USER_CONVERSATIONS,
+    LIST_FRIEND,
     SCAN_CONVERSATION_PARTICIPANTS,
     USER,
     Key,
@@ -21,6 +26,7 @@ from airflow_provider_rtcim.core.actions import (
     action_named,
 )
 from airflow_provider_rtcim.core.lazy import lazy_lock, locked_cached_property
+from airflow_provider_rtcim.core.pagination import Listing, page_problem
 
 
 def test_every_action_is_named_once_and_found_by_name() -> None:
@@ -29,12 +35,20 @@ def test_every_action_is_named_once_and_found_by_name() -> None:
         "ScanConversationParticipantList",
         "GetConversationMessages",
         "BatchGetConversations",
+        "BatchGetUser",
+        "ListFriend",
+        "GetBlackList",
+        "GetParticipantReadIndex",
+        "BatchGetBlockParticipants",
     }
     for name, action in ACTIONS.items():
         assert action.name == name
         assert action_named(name) is action
         assert action_named(action) is action
-    with pytest.raises(ValueError, match=r"action must be one of BatchGetConversations, .*got 'ListUsers'"):
+    with pytest.raises(
+        ValueError,
+        match=r"action must be one of BatchGetBlockParticipants, BatchGetConversations, .*got 'ListUsers'",
+    ):
         action_named("ListUsers")
 
 
@@ -89,6 +103,54 @@ def test_keys_check_send_and_land_in_rows() -> None:
 def test_the_page_size_limit_is_the_descriptions() -> None:
     assert all(a.max_page_size == 20 for a in ACTIONS.values() if isinstance(a, PagedAction))
     assert BATCH_GET_CONVERSATIONS.max_keys == 20
+    assert (BATCH_GET_USER.max_keys, BATCH_GET_USER.keys_api, BATCH_GET_USER.missing_key) == (
+        50,
+        "UserIds",
+        "NotFoundUsers",
+    )
+
+
+def test_the_further_actions_describe_their_dialects() -> None:
+    for action in (LIST_FRIEND, GET_BLACK_LIST, BATCH_GET_BLOCK_PARTICIPANTS):
+        assert action.negative_cursor_ends and action.paginated
+    assert BATCH_GET_BLOCK_PARTICIPANTS.request_body() == {"BlockAction": 0}
+    assert BATCH_GET_BLOCK_PARTICIPANTS.request_body({"block_action": " Block "}, rendered=True) == {
+        "BlockAction": 1
+    }
+    for bad in ("ban", True, 2, None):
+        with pytest.raises(ValueError, match=r'block_action must be "mute" .* or "block"'):
+            BATCH_GET_BLOCK_PARTICIPANTS.request_body({"block_action": bad})
+    # one page, no cursor, no page size: the body is the key and AppId only
+    assert not GET_PARTICIPANT_READ_INDEX.paginated
+    assert GET_PARTICIPANT_READ_INDEX.page_body({"ConversationShortId": 9}, cursor=0, limit=20) == {
+        "ConversationShortId": 9
+    }
+    assert LIST_FRIEND.add_key({"FriendUserId": 3}, 7) == {"FriendUserId": 3, "UserId": 7}
+    with pytest.raises(ValueError, match='user_id_type="str" cannot be used here'):
+        LIST_FRIEND.key.check("007", "user_id", "str")
+
+
+def test_a_one_page_action_needs_no_has_more_and_dedupes() -> None:
+    pages = {
+        0: {
+            "ReadIndexes": [
+                {"ParticipantUserId": 1, "ReadIndex": 3},
+                {"ParticipantUserId": 1, "ReadIndex": 3},
+            ]
+        }
+    }
+    sent: list[int] = []
+
+    def fetch(cursor: int) -> dict[str, Any]:
+        sent.append(cursor)
+        return pages[cursor]
+
+    listing = Listing(fetch, spec=GET_PARTICIPANT_READ_INDEX)
+    assert list(listing) == [{"ParticipantUserId": 1, "ReadIndex": 3}]
+    assert (sent, listing.pages, listing.duplicates) == ([0], 1, 1)
+    assert (
+        page_problem({"ReadIndexes": {}}, "ReadIndexes", paginated=False) == "ReadIndexes is dict, not a list"
+    )
 
 
 class _Built:

@@ -44,6 +44,10 @@ def test_each_action_names_its_own_dialect() -> None:
         "GetUserConversations",
         "ScanConversationParticipantList",
         "GetConversationMessages",
+        "ListFriend",
+        "GetBlackList",
+        "GetParticipantReadIndex",
+        "BatchGetBlockParticipants",
     }
     assert (GET_USER_CONVERSATIONS.items_key, GET_USER_CONVERSATIONS.next_cursor_field) == (
         "ConversationInfos",
