@@ -19,10 +19,18 @@ from airflow_provider_rtcim.core.defaults import (
     DEFAULT_TIMEOUT,
     DEFAULT_USER_ID_TYPE,
 )
-from airflow_provider_rtcim.core.errors import CODE_CONFIG
+from airflow_provider_rtcim.core.errors import (
+    CODE_CONFIG,
+    CODE_CONNECTION,
+    CODE_TIMEOUT,
+    CODE_TRUNCATED,
+    RtcImError,
+    hint_for,
+)
 from airflow_provider_rtcim.core.validation import (
     parse_proxies,
     parse_verify,
+    region_note,
     resolve_endpoint,
     to_max_qps,
     to_non_negative_int,
@@ -31,9 +39,9 @@ from airflow_provider_rtcim.core.validation import (
     validate_region,
     validate_user_id_type,
 )
-from airflow_provider_rtcim.exceptions import RtcImApiError
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
 
-__all__ = ["RtcImConnectionSettings", "config_error", "parse_connection"]
+__all__ = ["RtcImConnectionSettings", "config_error", "explain_failure", "parse_connection"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +140,41 @@ def parse_connection(
         verify=verify,
         user_id_type=user_id_type,
     )
+
+
+def explain_failure(exc: RtcImError, *, conn_id: str, settings: RtcImConnectionSettings | None) -> str:
+    """The Test button's text for a failure: what to fix, in the connection's own terms.
+
+    Airflow tests a temporary copy of the connection under a random id, so the text names the
+    Access Key ID, the endpoint, the region and the AppId, never ``conn_id``.
+    """
+    code = exc.code or ""
+    if isinstance(exc, RtcImConnectionNotFound):
+        return exc.message  # only outside the Test button: the id is all there is to name
+    if code == CODE_CONFIG:
+        detail = exc.message.removeprefix(f"Connection {conn_id!r}").lstrip(": ")
+        return f"Invalid connection setting: {detail}."
+    if settings is None:  # pragma: no cover - settings are loaded before any call
+        return str(exc)
+    key, endpoint, region = settings.access_key_id, settings.endpoint, settings.region
+    rid = f" [RequestId {exc.request_id}]" if exc.request_id else ""
+    # What was rejected, in the connection's own terms; what to fix comes from FIX_HINTS,
+    # the one place those hints live (the errors the hook raises carry the same ones).
+    subjects = {
+        "InvalidAccessKey": f"The Access Key ID {key!r} is unknown to {endpoint}",
+        "SignatureDoesNotMatch": f"{endpoint} rejected the signature of Access Key ID {key!r} (region {region})",
+        "InvalidParameter.NotExistAppId": f"AppId {settings.app_id} is not known to the account of Access Key ID {key!r}",
+        "InvalidParameter.IllegalAppId": f"AppId {settings.app_id} is not valid for the account of Access Key ID {key!r}",
+        "InvalidTimestamp": f"{endpoint} rejected the request time",
+        "InvalidSecretToken": f"The session token of Access Key ID {key!r} was rejected",
+    }
+    if code in subjects:
+        hint = hint_for(code)
+        if code == "SignatureDoesNotMatch":
+            note = region_note(endpoint, region, "the Region field (extra.region)")
+            if note is not None:
+                hint = f"{note}; if the region is right, {hint}"
+        return f"{subjects[code]} ({code}): {hint}.{rid}"
+    if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
+        return f"Cannot reach the API: {exc.message}" + ("" if exc.message.endswith(("?", ".")) else ".")
+    return f"{exc} (endpoint {endpoint}, region {region}, Access Key ID {key!r}, AppId {settings.app_id})"

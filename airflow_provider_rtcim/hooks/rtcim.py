@@ -55,16 +55,10 @@ from airflow_provider_rtcim.core.defaults import (
     DEFAULT_VERSION,
 )
 from airflow_provider_rtcim.core.errors import (
-    CODE_CONFIG,
-    CODE_CONNECTION,
-    CODE_TIMEOUT,
-    CODE_TRUNCATED,
     RtcImError,
-    hint_for,
 )
 from airflow_provider_rtcim.core.lazy import locked_cached_property
 from airflow_provider_rtcim.core.validation import (
-    region_note,
     to_max_qps,
     to_non_negative_int,
     to_positive_float,
@@ -76,7 +70,12 @@ from airflow_provider_rtcim.core.validation import (
     validate_user_id_type,
 )
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
-from airflow_provider_rtcim.hooks.connection import RtcImConnectionSettings, config_error, parse_connection
+from airflow_provider_rtcim.hooks.connection import (
+    RtcImConnectionSettings,
+    config_error,
+    explain_failure,
+    parse_connection,
+)
 from airflow_provider_rtcim.hooks.methods import RtcImActionMethods
 
 if TYPE_CHECKING:
@@ -555,37 +554,7 @@ class RtcImHook(RtcImActionMethods, BaseHook):
 
     def _explain(self, exc: RtcImError) -> str:
         """``test_connection``'s text for a failure: what to fix, naming no connection id."""
-        code = exc.code or ""
-        if isinstance(exc, RtcImConnectionNotFound):
-            return exc.message  # only outside the Test button: the id is all there is to name
-        if code == CODE_CONFIG:
-            detail = exc.message.removeprefix(f"Connection {self.rtcim_conn_id!r}").lstrip(": ")
-            return f"Invalid connection setting: {detail}."
-        settings = self.__dict__.get("settings")
-        if settings is None:  # pragma: no cover - settings are loaded before any call
-            return str(exc)
-        key, endpoint, region = settings.access_key_id, settings.endpoint, settings.region
-        rid = f" [RequestId {exc.request_id}]" if exc.request_id else ""
-        # What was rejected, in the connection's own terms; what to fix comes from FIX_HINTS,
-        # the one place those hints live (the errors the hook raises carry the same ones).
-        subjects = {
-            "InvalidAccessKey": f"The Access Key ID {key!r} is unknown to {endpoint}",
-            "SignatureDoesNotMatch": f"{endpoint} rejected the signature of Access Key ID {key!r} (region {region})",
-            "InvalidParameter.NotExistAppId": f"AppId {settings.app_id} is not known to the account of Access Key ID {key!r}",
-            "InvalidParameter.IllegalAppId": f"AppId {settings.app_id} is not valid for the account of Access Key ID {key!r}",
-            "InvalidTimestamp": f"{endpoint} rejected the request time",
-            "InvalidSecretToken": f"The session token of Access Key ID {key!r} was rejected",
-        }
-        if code in subjects:
-            hint = hint_for(code)
-            if code == "SignatureDoesNotMatch":
-                note = region_note(endpoint, region, "the Region field (extra.region)")
-                if note is not None:
-                    hint = f"{note}; if the region is right, {hint}"
-            return f"{subjects[code]} ({code}): {hint}.{rid}"
-        if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
-            return f"Cannot reach the API: {exc.message}" + ("" if exc.message.endswith(("?", ".")) else ".")
-        return f"{exc} (endpoint {endpoint}, region {region}, Access Key ID {key!r}, AppId {settings.app_id})"
+        return explain_failure(exc, conn_id=self.rtcim_conn_id, settings=self.__dict__.get("settings"))
 
     def close(self) -> None:
         """Close the HTTP session's pooled connections."""
