@@ -40,6 +40,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import HTTPError as _Urllib3HTTPError  # can escape requests' wrapping
 from urllib3.exceptions import NameResolutionError as _NameResolutionError
 from urllib3.exceptions import ProxyError as _Urllib3ProxyError
@@ -237,6 +238,7 @@ class RtcImClient:
         self.rate_limiter = RateLimiter(max_qps, sleep=sleep)
         self.stats = ClientStats()
         self._urls: dict[tuple[str, str], str] = {}
+        self._prepared_urls: dict[str, str] = {}
         self._request_proxies: dict[str, str] = {}
         self._request_verify: bool | str = verify
 
@@ -377,14 +379,14 @@ class RtcImClient:
         self.stats.incr("requests")
         try:
             session = self.session  # resolves the environment's proxies and CA bundle once
-            response = session.post(
-                url,
-                data=data,
-                headers=headers,
+            response = session.send(
+                self._prepare(session, url, headers, data),
                 timeout=self.timeout,
                 allow_redirects=False,
                 proxies=self._request_proxies,
                 verify=self._request_verify,
+                stream=False,
+                cert=None,
             )
             content = response.content
         except requests.exceptions.Timeout as exc:
@@ -422,6 +424,29 @@ class RtcImClient:
         return self._parse(
             action, response.status_code, response.headers, content, can_retry=can_retry, check=check
         )
+
+    def _prepare(
+        self, session: requests.Session, url: str, headers: Mapping[str, str], data: bytes
+    ) -> requests.PreparedRequest:
+        """The request ``session.post`` would prepare, made directly: the session's headers,
+        then the signed ones, the exact body bytes. ``Session.request`` would also merge
+        cookies (the API sets none), hooks and the environment's settings (resolved once, in
+        :attr:`session`) on every call: a fifth of the client's CPU per page."""
+        prepared = requests.PreparedRequest()
+        prepared.method = "POST"
+        prepared.url = self._prepared_urls.get(url) or self._prepare_url(url)
+        merged = CaseInsensitiveDict(session.headers)
+        merged.update(headers)
+        merged["Content-Length"] = str(len(data))
+        prepared.headers = merged
+        prepared.body = data
+        return prepared
+
+    def _prepare_url(self, url: str) -> str:
+        probe = requests.PreparedRequest()
+        probe.prepare_url(url, None)
+        self._prepared_urls[url] = probe.url  # type: ignore[assignment]
+        return probe.url  # type: ignore[return-value]
 
     def _transport_failure(self, action: str, code: str, exc: BaseException) -> _Failure:
         # The text names the endpoint (or proxy) and the cause once, never a header, a body or
