@@ -80,10 +80,11 @@ class Request:
 class RtcImListingOperator(BaseOperator):
     """The base of the listing operators (not used directly: subclass it).
 
-    A subclass sets :attr:`action` and :attr:`key_args`, takes its action's fields and its
-    two key arguments in ``__init__`` (``template_fields``: :func:`listing_template_fields`),
-    and may begin an incremental commit (:meth:`_begin`) or keep only some keys
-    (:meth:`_key_filter`). Shared arguments: ``app_id``, ``page_size``, ``output_path``,
+    A subclass sets :attr:`action` and :attr:`key_args` (the classes of
+    :mod:`~airflow_provider_rtcim.operators.keyed` set the latter and take the key arguments),
+    takes its action's fields in ``__init__`` (``template_fields``:
+    :func:`listing_template_fields`), and may begin an incremental commit (:meth:`_begin`) or
+    keep only some keys (:meth:`_key_filter`). Shared arguments: ``app_id``, ``page_size``, ``output_path``,
     ``asset``, ``key_range``, ``rtcim_conn_id``, ``max_workers``, ``max_qps``, ``max_pages``,
     ``max_xcom_rows`` (see :class:`~airflow_provider_rtcim.operators.conversations.RtcImGetUserConversationsOperator`).
     """

@@ -3,60 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_rtcim.core.actions import GET_BLACK_LIST
-from airflow_provider_rtcim.operators.base import RtcImListingOperator, listing_template_fields
-from airflow_provider_rtcim.operators.engine import USER_ID_KEYS, check_key_source
-
-if TYPE_CHECKING:
-    from airflow_provider_rtcim.compat import ObjectStoragePath
+from airflow_provider_rtcim.operators.base import listing_template_fields
+from airflow_provider_rtcim.operators.engine import USER_ID_KEYS
+from airflow_provider_rtcim.operators.keyed import UserIdListingOperator
 
 _DEFAULT = {f.arg: f.default for f in GET_BLACK_LIST.fields}
 
 
-class RtcImUserBlacklistOperator(RtcImListingOperator):
+class RtcImUserBlacklistOperator(UserIdListingOperator):
     """List every blacklist entry of one or many users (``GetBlackList``), page by page.
 
     Rows are the ``BlackListInfos`` items exactly as the API returned them plus ``UserId``:
     the user listed. Each user's entries come newest first, each ``BlackListUserId`` once; a
     negative ``NextCursor`` ends a listing. One request per user at least.
 
-    **Keys.** ``user_id`` (one id, a list, or a rendered template of either), or ``users_from``:
-    the path or URL of a JSON Lines file written by this package (gzip when named ``.gz``),
-    streamed: its distinct ``ParticipantUserId`` values (a members or conversations file) or
-    ``UserId`` values (a users file), whichever a row has; ``key_field=`` names another field.
-    ``key_range``, outputs (XCom or atomic JSON Lines), the Asset, the summary (with
-    ``users``), failures and scaling are as for
-    :class:`~airflow_provider_rtcim.operators.conversations.RtcImGetUserConversationsOperator`.
-    The API names these users by int64 ``UserId`` only: with string user ids
-    (``user_id_type="str"`` on the connection) the task fails before any request, naming
-    ``user_id``.
+    Keys (``user_id``, ``users_from``, ``key_field``): see
+    :class:`~airflow_provider_rtcim.operators.keyed.UserIdListingOperator`.
 
-    :param user_id: a user id or a list of them (int64). Templated.
-    :param users_from: instead, a JSON Lines file of this package's rows. Templated.
-    :param key_field: the field of ``users_from``'s rows holding the user id. Templated.
     :param inbox_type: ``InboxType`` (default 0). Templated.
     """
 
     action = GET_BLACK_LIST
-    key_args = USER_ID_KEYS
     template_fields: Sequence[str] = listing_template_fields(GET_BLACK_LIST, USER_ID_KEYS, "key_field")
 
     def __init__(
         self,
         *,
-        user_id: int | str | Sequence[int | str] | None = None,
-        users_from: str | ObjectStoragePath | None = None,
-        key_field: str | None = None,
         inbox_type: int | str = _DEFAULT["inbox_type"],
         **kwargs: Any,
     ) -> None:
-        check_key_source(user_id, users_from, USER_ID_KEYS)
         super().__init__(**kwargs)
-        self.user_id = user_id
-        self.users_from = users_from
-        self.key_field = key_field
         self.inbox_type = inbox_type
 
 

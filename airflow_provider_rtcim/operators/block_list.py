@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_rtcim.core.actions import BATCH_GET_BLOCK_PARTICIPANTS
-from airflow_provider_rtcim.operators.base import RtcImListingOperator, listing_template_fields
-from airflow_provider_rtcim.operators.engine import CONVERSATION_KEYS, check_key_source
-
-if TYPE_CHECKING:
-    from airflow_provider_rtcim.compat import ObjectStoragePath
+from airflow_provider_rtcim.operators.base import listing_template_fields
+from airflow_provider_rtcim.operators.engine import CONVERSATION_KEYS
+from airflow_provider_rtcim.operators.keyed import ConversationListingOperator
 
 _DEFAULT = {f.arg: f.default for f in BATCH_GET_BLOCK_PARTICIPANTS.fields}
 
 
-class RtcImConversationBlockListOperator(RtcImListingOperator):
+class RtcImConversationBlockListOperator(ConversationListingOperator):
     """List the muted (``block_action="mute"``, the default) or blocked (``"block"``) members of
     one or many conversations (``BatchGetBlockParticipants``), page by page.
 
@@ -24,31 +22,24 @@ class RtcImConversationBlockListOperator(RtcImListingOperator):
     ``ParticipantUserId``, or ``ParticipantUserIdStr`` for string ids); a negative
     ``NextCursor`` ends a listing.
 
-    **Keys.** ``conversation_short_id`` (one id, a list, or a rendered template of either), or
-    ``conversations_from``: the conversations operator's JSON Lines file (its distinct
-    ``ConversationShortId`` values). ``key_range``, outputs, the Asset, the summary (with
-    ``conversations``), failures and scaling are as for
+    Keys (``conversation_short_id`` or ``conversations_from``): see
+    :class:`~airflow_provider_rtcim.operators.keyed.ConversationListingOperator`. ``key_range``,
+    outputs, the Asset, the summary (with ``conversations``), failures and scaling are as for
     :class:`~airflow_provider_rtcim.operators.members.RtcImConversationParticipantsOperator`.
 
     :param block_action: ``"mute"`` (the mute list, default) or ``"block"`` (the block list). Templated.
     """
 
     action = BATCH_GET_BLOCK_PARTICIPANTS
-    key_args = CONVERSATION_KEYS
     template_fields: Sequence[str] = listing_template_fields(BATCH_GET_BLOCK_PARTICIPANTS, CONVERSATION_KEYS)
 
     def __init__(
         self,
         *,
-        conversation_short_id: int | str | Sequence[int | str] | None = None,
-        conversations_from: str | ObjectStoragePath | None = None,
         block_action: str = _DEFAULT["block_action"],
         **kwargs: Any,
     ) -> None:
-        check_key_source(conversation_short_id, conversations_from, CONVERSATION_KEYS)
         super().__init__(**kwargs)
-        self.conversation_short_id = conversation_short_id
-        self.conversations_from = conversations_from
         self.block_action = block_action
 
 

@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_rtcim.core.actions import SCAN_CONVERSATION_PARTICIPANTS
-from airflow_provider_rtcim.operators.base import RtcImListingOperator, listing_template_fields
-from airflow_provider_rtcim.operators.engine import CONVERSATION_KEYS, check_key_source
-
-if TYPE_CHECKING:
-    from airflow_provider_rtcim.compat import ObjectStoragePath
+from airflow_provider_rtcim.operators.base import listing_template_fields
+from airflow_provider_rtcim.operators.engine import CONVERSATION_KEYS
+from airflow_provider_rtcim.operators.keyed import ConversationListingOperator
 
 _DEFAULT = {f.arg: f.default for f in SCAN_CONVERSATION_PARTICIPANTS.fields}
 
 
-class RtcImConversationParticipantsOperator(RtcImListingOperator):
+class RtcImConversationParticipantsOperator(ConversationListingOperator):
     """List every member of one or many conversations (``ScanConversationParticipantList``).
 
     Rows are the participants exactly as the API returned them (they carry
@@ -38,7 +36,6 @@ class RtcImConversationParticipantsOperator(RtcImListingOperator):
     """
 
     action = SCAN_CONVERSATION_PARTICIPANTS
-    key_args = CONVERSATION_KEYS
     template_fields: Sequence[str] = listing_template_fields(
         SCAN_CONVERSATION_PARTICIPANTS, CONVERSATION_KEYS
     )
@@ -46,18 +43,13 @@ class RtcImConversationParticipantsOperator(RtcImListingOperator):
     def __init__(
         self,
         *,
-        conversation_short_id: int | str | Sequence[int | str] | None = None,
-        conversations_from: str | ObjectStoragePath | None = None,
         reverse: bool | str = _DEFAULT["reverse"],
         only_user_ids: bool | str = _DEFAULT["only_user_ids"],
         scan_online: bool | str = _DEFAULT["scan_online"],
         mark_type: str | None = _DEFAULT["mark_type"],
         **kwargs: Any,
     ) -> None:
-        check_key_source(conversation_short_id, conversations_from, CONVERSATION_KEYS)
         super().__init__(**kwargs)
-        self.conversation_short_id = conversation_short_id
-        self.conversations_from = conversations_from
         self.reverse = reverse
         self.only_user_ids = only_user_ids
         self.scan_online = scan_online

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_rtcim.core import checkpoint
 from airflow_provider_rtcim.core.actions import GET_CONVERSATION_MESSAGES
 from airflow_provider_rtcim.core.validation import none_if_blank, to_int
-from airflow_provider_rtcim.operators.base import Request, RtcImListingOperator, listing_template_fields
-from airflow_provider_rtcim.operators.engine import CONVERSATION_KEYS, check_key_source
+from airflow_provider_rtcim.operators.base import Request, listing_template_fields
+from airflow_provider_rtcim.operators.engine import CONVERSATION_KEYS
 from airflow_provider_rtcim.operators.incremental import IncrementalCommit
+from airflow_provider_rtcim.operators.keyed import ConversationListingOperator
 from airflow_provider_rtcim.storage import check_path
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def _check_incremental(output_path: Any, reverse: Any) -> None:
         )
 
 
-class RtcImConversationMessagesOperator(RtcImListingOperator):
+class RtcImConversationMessagesOperator(ConversationListingOperator):
     """List the messages of one or many conversations (``GetConversationMessages``): all of them,
     or, with ``checkpoint_path``, only those sent since the last committed run.
 
@@ -76,7 +77,6 @@ class RtcImConversationMessagesOperator(RtcImListingOperator):
     """
 
     action = GET_CONVERSATION_MESSAGES
-    key_args = CONVERSATION_KEYS
     asset_extra_keys = (
         "incremental",
         "checkpoint",
@@ -92,21 +92,16 @@ class RtcImConversationMessagesOperator(RtcImListingOperator):
     def __init__(
         self,
         *,
-        conversation_short_id: int | str | Sequence[int | str] | None = None,
-        conversations_from: str | ObjectStoragePath | None = None,
         reverse: bool | str = _DEFAULT["reverse"],
         checkpoint_path: str | ObjectStoragePath | None = None,
         shard_index: int | str | None = None,
         shard_count: int | str | None = None,
         **kwargs: Any,
     ) -> None:
-        check_key_source(conversation_short_id, conversations_from, CONVERSATION_KEYS)
         check_path(checkpoint_path, field="checkpoint_path", rendered=False)
         if checkpoint_path is not None:
             _check_incremental(kwargs.get("output_path"), reverse)
         super().__init__(**kwargs)
-        self.conversation_short_id = conversation_short_id
-        self.conversations_from = conversations_from
         self.reverse = reverse
         self.checkpoint_path = checkpoint_path
         self.shard_index = shard_index
