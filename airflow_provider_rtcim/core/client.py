@@ -428,25 +428,18 @@ class RtcImClient:
     def _prepare(
         self, session: requests.Session, url: str, headers: Mapping[str, str], data: bytes
     ) -> requests.PreparedRequest:
-        """The request ``session.post`` would prepare, made directly: the session's headers,
-        then the signed ones, the exact body bytes. ``Session.request`` would also merge
-        cookies (the API sets none), hooks and the environment's settings (resolved once, in
-        :attr:`session`) on every call: a fifth of the client's CPU per page."""
+        """What ``session.post`` would send (the session's headers, the signed ones, the exact
+        body), made directly: ``Session.request`` would also merge cookies (the API sets none),
+        hooks and the environment's settings (resolved once) per call, a fifth of our CPU."""
         prepared = requests.PreparedRequest()
-        prepared.method = "POST"
-        prepared.url = self._prepared_urls.get(url) or self._prepare_url(url)
-        merged = CaseInsensitiveDict(session.headers)
-        merged.update(headers)
-        merged["Content-Length"] = str(len(data))
-        prepared.headers = merged
-        prepared.body = data
+        if url not in self._prepared_urls:
+            prepared.prepare_url(url, None)
+            self._prepared_urls[url] = prepared.url  # type: ignore[assignment]
+        prepared.method, prepared.url, prepared.body = "POST", self._prepared_urls[url], data
+        prepared.headers = CaseInsensitiveDict(session.headers)
+        prepared.headers.update(headers)
+        prepared.headers["Content-Length"] = str(len(data))
         return prepared
-
-    def _prepare_url(self, url: str) -> str:
-        probe = requests.PreparedRequest()
-        probe.prepare_url(url, None)
-        self._prepared_urls[url] = probe.url  # type: ignore[assignment]
-        return probe.url  # type: ignore[return-value]
 
     def _transport_failure(self, action: str, code: str, exc: BaseException) -> _Failure:
         # The text names the endpoint (or proxy) and the cause once, never a header, a body or
