@@ -88,8 +88,7 @@ with DAG(
         """One small description per mapped task: the conversations file and a [start, stop] range."""
         from airflow.sdk import conf
 
-        from airflow_provider_rtcim.core.keys import plan_key_ranges
-        from airflow_provider_rtcim.operators.rtcim import count_distinct_keys
+        from airflow_provider_rtcim.operators.rtcim import count_distinct_keys, plan_key_ranges
 
         total = count_distinct_keys(summary["path"], kind="conversations")
         ranges = plan_key_ranges(

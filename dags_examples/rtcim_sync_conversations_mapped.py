@@ -79,8 +79,7 @@ with DAG(
         """One small description per mapped task: the file of user ids and a [start, stop] range."""
         from airflow.sdk import ObjectStoragePath, Variable, conf
 
-        from airflow_provider_rtcim.core.keys import plan_key_ranges
-        from airflow_provider_rtcim.operators.rtcim import count_distinct_keys
+        from airflow_provider_rtcim.operators.rtcim import count_distinct_keys, plan_key_ranges
 
         params = params or {}
         path = None if params.get("user_ids") else Variable.get("rtcim_user_ids_path", default=None)

@@ -40,6 +40,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import HTTPError as _Urllib3HTTPError  # can escape requests' wrapping
 from urllib3.exceptions import NameResolutionError as _NameResolutionError
 from urllib3.exceptions import ProxyError as _Urllib3ProxyError
@@ -64,6 +65,7 @@ from airflow_provider_rtcim.core.errors import (
     FIX_HINTS,
     RtcImError,
 )
+from airflow_provider_rtcim.core.lazy import lazy_lock, locked_cached_property
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials, sign_request
 from airflow_provider_rtcim.core.validation import (
@@ -235,25 +237,16 @@ class RtcImClient:
         self._log = logger if logger is not None else _log
         self.rate_limiter = RateLimiter(max_qps, sleep=sleep)
         self.stats = ClientStats()
-        self._session: requests.Session | None = None
-        self._session_lock = threading.Lock()
+        self._urls: dict[tuple[str, str], str] = {}
+        self._prepared_urls: dict[str, str] = {}
         self._request_proxies: dict[str, str] = {}
         self._request_verify: bool | str = verify
 
     # -- session ------------------------------------------------------------------------
 
-    @property
+    @locked_cached_property
     def session(self) -> requests.Session:
         """The shared ``requests.Session``, built on first use."""
-        session = self._session
-        if session is None:
-            with self._session_lock:
-                session = self._session
-                if session is None:
-                    session = self._session = self._build_session()
-        return session
-
-    def _build_session(self) -> requests.Session:
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_maxsize, max_retries=0)
         session.mount("https://", adapter)
@@ -276,8 +269,8 @@ class RtcImClient:
 
     def close(self) -> None:
         """Close the session's pooled connections (the client can still be used after)."""
-        with self._session_lock:
-            session, self._session = self._session, None
+        with lazy_lock(self):
+            session = self.__dict__.pop("session", None)
         if session is not None:
             session.close()
 
@@ -303,14 +296,16 @@ class RtcImClient:
             response malformed (code ``MalformedResponse``, retried like a garbled body).
         :raises error_class: on any failure, with ``code``, ``http_status``, ``request_id``.
         """
-        validate_action(action)
-        validate_version(version)
+        url = self._urls.get((action, version))
+        if url is None:  # checked once per action and version, then looked up
+            validate_action(action)
+            validate_version(version)
+            url = self._urls[(action, version)] = self.url_for(action, version)
         if not isinstance(body, Mapping):
             raise ValueError(f"body must be a JSON object (dict), got {type(body).__name__}")
         if retry is not None and not isinstance(retry, bool):
             raise ValueError(f"retry must be True, False or None, got {retry!r}")
         data = encode_body(body)
-        url = self.url_for(action, version)
         can_retry = is_read_action(action) if retry is None else retry
         tries = self.max_retries + 1 if can_retry else 1
         attempt = 0
@@ -384,14 +379,14 @@ class RtcImClient:
         self.stats.incr("requests")
         try:
             session = self.session  # resolves the environment's proxies and CA bundle once
-            response = session.post(
-                url,
-                data=data,
-                headers=headers,
+            response = session.send(
+                self._prepare(session, url, headers, data),
                 timeout=self.timeout,
                 allow_redirects=False,
                 proxies=self._request_proxies,
                 verify=self._request_verify,
+                stream=False,
+                cert=None,
             )
             content = response.content
         except requests.exceptions.Timeout as exc:
@@ -429,6 +424,22 @@ class RtcImClient:
         return self._parse(
             action, response.status_code, response.headers, content, can_retry=can_retry, check=check
         )
+
+    def _prepare(
+        self, session: requests.Session, url: str, headers: Mapping[str, str], data: bytes
+    ) -> requests.PreparedRequest:
+        """What ``session.post`` would send (the session's headers, the signed ones, the exact
+        body), made directly: ``Session.request`` would also merge cookies (the API sets none),
+        hooks and the environment's settings (resolved once) per call, a fifth of our CPU."""
+        prepared = requests.PreparedRequest()
+        if url not in self._prepared_urls:
+            prepared.prepare_url(url, None)
+            self._prepared_urls[url] = prepared.url  # type: ignore[assignment]
+        prepared.method, prepared.url, prepared.body = "POST", self._prepared_urls[url], data
+        prepared.headers = CaseInsensitiveDict(session.headers)
+        prepared.headers.update(headers)
+        prepared.headers["Content-Length"] = str(len(data))
+        return prepared
 
     def _transport_failure(self, action: str, code: str, exc: BaseException) -> _Failure:
         # The text names the endpoint (or proxy) and the cause once, never a header, a body or

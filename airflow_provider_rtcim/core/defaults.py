@@ -20,6 +20,10 @@ DEFAULT_RETRY_BACKOFF_MAX = 20.0
 DEFAULT_RETRY_AFTER_MAX = 120.0
 DEFAULT_PAGE_SIZE = 20
 DEFAULT_MAX_PAGES = 100_000
+DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS = 100
+"""Pages in a row that bring no new item but still say ``HasMore`` before a listing stops."""
+DEFAULT_SERVICE = "rtc"
+DEFAULT_USER_ID_TYPE = "int"
 DEFAULT_MAX_WORKERS = 16
 DEFAULT_MAX_XCOM_ROWS = 10_000
 USER_AGENT = "airflow-provider-rtcim"

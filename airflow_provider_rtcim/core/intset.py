@@ -47,7 +47,7 @@ class Int64Set:
             self._overflow.add(value)
             return True
         keys, mask = self._keys, self._mask
-        i = self._slot(value)
+        i = ((value * _MIX) & _MASK64) >> (64 - self._bits)  # _slot, inlined: once per item listed
         while True:
             current = keys[i]
             if current == value:

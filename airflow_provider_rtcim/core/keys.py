@@ -107,16 +107,17 @@ def parse_key_range(value: Any, field: str = "key_range") -> tuple[int, int | No
 class SeenKeys:
     """The keys seen so far: ints in a compact :class:`Int64Set`, strings in a ``set``."""
 
-    __slots__ = ("_ints", "_strs")
+    __slots__ = ("_add_int", "_ints", "_strs")
 
     def __init__(self) -> None:
         self._ints = Int64Set()
+        self._add_int = self._ints.add
         self._strs: set[str] = set()
 
     def add(self, key: int | str) -> bool:
         """Add ``key``; True when it was new."""
-        if isinstance(key, int):
-            return self._ints.add(key)
+        if type(key) is int or isinstance(key, int):
+            return self._add_int(key)
         if key in self._strs:
             return False
         self._strs.add(key)
@@ -163,11 +164,16 @@ def keys_from_lines(
         yield validate(line.strip() if strip else line, f"{source} line {number}")
 
 
-def conversation_ids_from_jsonl(
-    lines: Iterable[str | bytes], *, source: str, validate: Callable[[Any, str], int]
-) -> Iterator[int]:
-    """The ``ConversationShortId`` of every row of a JSON Lines file (as the conversations
-    operator writes it), in file order, duplicates included (see :func:`distinct_keys`)."""
+def ids_from_jsonl(
+    lines: Iterable[str | bytes],
+    *,
+    source: str,
+    validate: Callable[[Any, str], K],
+    fields: tuple[str, ...] = ("ConversationShortId",),
+    expected: str = "the conversations operator's rows",
+) -> Iterator[K]:
+    """The id of every row of a JSON Lines file this package wrote: the first of ``fields`` a
+    row has, in file order, duplicates included (see :func:`distinct_keys`)."""
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -175,14 +181,19 @@ def conversation_ids_from_jsonl(
         try:
             row = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(
-                f"{where} is not JSON: expected the conversations operator's JSON Lines"
-            ) from None
-        if not isinstance(row, dict) or "ConversationShortId" not in row:
-            raise ValueError(
-                f"{where} has no ConversationShortId: expected the conversations operator's rows"
-            )
-        yield validate(row["ConversationShortId"], f"{where} ConversationShortId")
+            raise ValueError(f"{where} is not JSON: expected {expected} as JSON Lines") from None
+        field = next((f for f in fields if isinstance(row, dict) and f in row), None)
+        if field is None:
+            raise ValueError(f"{where} has no {' or '.join(fields)}: expected {expected}")
+        yield validate(row[field], f"{where} {field}")
+
+
+def conversation_ids_from_jsonl(
+    lines: Iterable[str | bytes], *, source: str, validate: Callable[[Any, str], int]
+) -> Iterator[int]:
+    """The ``ConversationShortId`` of every row of a JSON Lines file (as the conversations
+    operator writes it), in file order, duplicates included (see :func:`distinct_keys`)."""
+    return ids_from_jsonl(lines, source=source, validate=validate)
 
 
 def plan_key_ranges(total: int, *, batch_size: int, max_tasks: int | None = None) -> list[list[int]]:

@@ -9,7 +9,7 @@ cursor. It stops with a ``PaginationAnomaly`` error when a page says ``HasMore``
 cursor is missing, not an integer, negative (unless that ends the action), equal to the cursor
 just sent, or one already sent (a cycle), and when a listing needs more than ``max_pages``
 pages. An empty page with ``HasMore`` and a new cursor is legal and the walk goes on, but
-:func:`iter_items` stops after ``max_pages_without_new_items`` (default 100) pages in a row
+:class:`Listing` stops after ``max_pages_without_new_items`` (default 100) pages in a row
 that bring no new id (empty or all duplicates) while still saying ``HasMore``. A page without
 a boolean ``HasMore`` is malformed (``MalformedResponse``), never the end of the listing: a
 fetcher that retries should check pages with :func:`page_problem` so such a page is fetched
@@ -25,16 +25,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from airflow_provider_rtcim.core.actions import PagedAction
+from airflow_provider_rtcim.core.defaults import DEFAULT_MAX_PAGES, DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS
 from airflow_provider_rtcim.core.errors import CODE_BAD_RESPONSE, CODE_PAGINATION, RtcImError
 from airflow_provider_rtcim.core.keys import SeenKeys
 
 FetchPage = Callable[[int], Mapping[str, Any]]
 
-DEFAULT_MAX_PAGES = 100_000
-DEFAULT_MAX_PAGES_WITHOUT_NEW_ITEMS = 100
 
-
-def page_problem(result: Any, items_key: str) -> str | None:
+def page_problem(result: Any, items_key: str, *, paginated: bool = True) -> str | None:
     """What is wrong with one page's ``Result`` (for a retry decision), or None when well formed.
 
     Well formed: an object whose ``items_key`` is a list (or absent: an empty page) and whose
@@ -46,6 +44,8 @@ def page_problem(result: Any, items_key: str) -> str | None:
     items = result.get(items_key)
     if items is not None and not isinstance(items, list):
         return f"{items_key} is {type(items).__name__}, not a list"
+    if not paginated:
+        return None  # one page, no HasMore: its item list is all there is to check
     if "HasMore" not in result:
         return "HasMore is missing"
     has_more = result["HasMore"]
@@ -102,7 +102,7 @@ def iter_pages(
         page_no += 1
         sent.add(cursor)
         result = fetch_page(cursor)
-        problem = page_problem(result, spec.items_key)
+        problem = page_problem(result, spec.items_key, paginated=spec.paginated)
         if problem:
             raise _fail(
                 error_class,
@@ -115,7 +115,7 @@ def iter_pages(
         if on_next_cursor is not None:
             on_next_cursor(next_cursor if _is_int(next_cursor) else None)
         ended_by_cursor = spec.negative_cursor_ends and _is_int(next_cursor) and next_cursor < 0
-        has_more = result["HasMore"] and not ended_by_cursor
+        has_more = spec.paginated and result["HasMore"] and not ended_by_cursor
         yield page_no, result
         if not has_more:
             return
@@ -155,7 +155,15 @@ def iter_pages(
 
 
 class Listing(Iterator[dict[str, Any]]):
-    """Every item of every page of one listing, each id once, lazily; see :func:`iter_items`.
+    """Every item of every page of one listing, each id once, lazily.
+
+    Items are yielded as the API returned them (unknown fields kept). An item without an id
+    (see :attr:`PagedAction.id_keys`) is an error: it could not be deduplicated.
+    ``on_duplicate(id, page)`` is called for each skipped duplicate; ``after_position``
+    resumes after a position (``spec.position_key``), dropping items not past it, so a cursor
+    that restarts or repeats cannot double an item; ``max_pages_without_new_items`` bounds a
+    run of pages that bring no new item but still say ``HasMore`` (a ``PaginationAnomaly``),
+    while a last page ends the listing normally however many empty pages came before it.
 
     Besides the items it tells, once exhausted, where a later listing should resume:
 
@@ -234,6 +242,7 @@ class Listing(Iterator[dict[str, Any]]):
         def remember(next_cursor: int | None) -> None:
             returned[0] = next_cursor
 
+        id_of, items_key, seen_add = spec.id_of, spec.items_key, seen.add  # bound once: per item below
         barren = 0  # pages in a row without a new item
         for page_no, result in iter_pages(
             fetch,
@@ -246,8 +255,8 @@ class Listing(Iterator[dict[str, Any]]):
         ):
             self.pages = page_no
             new_items = 0
-            for item in result.get(spec.items_key) or ():
-                item_id = spec.id_of(item)
+            for item in result.get(items_key) or ():
+                item_id = id_of(item)
                 if item_id is None:
                     shown = item.get(id_key) if isinstance(item, Mapping) else None
                     wanted = (
@@ -275,7 +284,7 @@ class Listing(Iterator[dict[str, Any]]):
                     if after is not None and position <= after:
                         self.skipped += 1  # already taken by an earlier listing
                         continue
-                if not seen.add(item_id):
+                if not seen_add(item_id):
                     self.duplicates += 1
                     if self._on_duplicate is not None:
                         self._on_duplicate(item_id, page_no)
@@ -285,7 +294,7 @@ class Listing(Iterator[dict[str, Any]]):
                 new_items += 1
                 yield item  # type: ignore[misc]
             barren = 0 if new_items else barren + 1
-            if barren >= self._barren_limit and result["HasMore"]:
+            if barren >= self._barren_limit and result.get("HasMore"):
                 raise _fail(
                     error_class,
                     f"{what}: {barren} pages in a row (pages {page_no - barren + 1}-{page_no}) brought "
@@ -300,14 +309,26 @@ class Listing(Iterator[dict[str, Any]]):
         self.resume_cursor = nxt if nxt is not None and nxt >= 0 else sent[0]
 
 
-iter_items = Listing
-"""Every item of every page, each id once (later duplicates are skipped): a :class:`Listing`.
+class BatchItems(Iterator[dict[str, Any]]):
+    """The items of one request of a batch action, iterated like a :class:`Listing`.
 
-Items are yielded as the API returned them (unknown fields kept). An item without an id (see
-:attr:`PagedAction.id_keys`) is an error: it could not be deduplicated. ``on_duplicate(id,
-page)`` is called for each skipped duplicate; ``after_position`` resumes after a position
-(``spec.position_key``), dropping items not past it, so a cursor that restarts or repeats
-cannot double an item; ``max_pages_without_new_items`` bounds a run of pages that bring no
-new item but still say ``HasMore`` (a ``PaginationAnomaly``), while a last page ends the
-listing normally however many empty pages came before it.
-"""
+    ``missing`` holds the keys the action said it did not find (its ``missing_key``).
+    """
+
+    pages = 1
+    duplicates = 0
+    skipped = 0
+    last_position = None
+
+    def __init__(self, items: list[dict[str, Any]], missing: list[Any]) -> None:
+        self._items = iter(items)
+        self.missing = missing
+
+    def __iter__(self) -> BatchItems:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        return next(self._items)
+
+    def close(self) -> None:
+        pass

@@ -22,16 +22,17 @@ The signature covers the exact ``body`` bytes: send those bytes, never re-serial
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import hmac
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from airflow_provider_rtcim.core.defaults import DEFAULT_REGION
+from airflow_provider_rtcim.core.defaults import DEFAULT_REGION, DEFAULT_SERVICE
 
 ALGORITHM = "HMAC-SHA256"
-DEFAULT_SERVICE = "rtc"
 X_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _UNRESERVED = "-_.~"
 
@@ -59,8 +60,8 @@ def _hmac(key: bytes, msg: str) -> bytes:
 def format_x_date(when: _dt.datetime | None = None) -> str:
     """``when`` (default: now) as the compact UTC ``X-Date`` form, e.g. ``20260102T030405Z``."""
     if when is None:
-        when = _dt.datetime.now(_dt.timezone.utc)
-    elif when.tzinfo is not None:
+        return time.strftime(X_DATE_FORMAT, time.gmtime())
+    if when.tzinfo is not None:
         when = when.astimezone(_dt.timezone.utc)
     return when.strftime(X_DATE_FORMAT)
 
@@ -74,6 +75,11 @@ def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     """Keys sorted; keys and values percent-encoded leaving only ``-_.~``; spaces as ``%20``."""
     items = sorted(pairs, key=lambda kv: kv[0])
     return "&".join(f"{quote(k, safe=_UNRESERVED)}={quote(v, safe=_UNRESERVED)}" for k, v in items)
+
+
+@functools.lru_cache(maxsize=64)
+def _canonical_query_of(pairs: tuple[tuple[str, str], ...]) -> str:
+    return canonical_query(pairs)
 
 
 def canonical_path(path: str) -> str:
@@ -95,8 +101,12 @@ def is_signed_header(name: str) -> bool:
     return lower in ("content-type", "content-md5", "host") or lower.startswith("x-")
 
 
+@functools.lru_cache(maxsize=8)
 def signing_key(secret_access_key: str, short_date: str, region: str, service: str) -> bytes:
-    """``kDate = HMAC(secret, date)``, then HMAC with region, service and ``request``."""
+    """``kDate = HMAC(secret, date)``, then HMAC with region, service and ``request``.
+
+    The same for a whole day: kept for the few (key, date, region, service) in use.
+    """
     k_date = _hmac(secret_access_key.encode("utf-8"), short_date)
     k_region = _hmac(k_date, region)
     k_service = _hmac(k_region, service)
@@ -123,9 +133,8 @@ def canonical_request(
     names = sorted(signed)
     header_block = "".join(f"{n}:{signed[n]}\n" for n in names)
     signed_names = ";".join(names)
-    text = "\n".join(
-        [method.upper(), canonical_path(path), canonical_query(query), header_block, signed_names, body_hash]
-    )
+    cquery = _canonical_query_of(query) if isinstance(query, tuple) else canonical_query(query)
+    text = "\n".join([method.upper(), canonical_path(path), cquery, header_block, signed_names, body_hash])
     return text, signed_names
 
 
@@ -155,6 +164,13 @@ def compute_signature(
     return signature, signed_names, scope
 
 
+@functools.lru_cache(maxsize=64)
+def _url_parts(url: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """``(netloc, path, query pairs)`` of a URL (a client calls a handful of URLs, again and again)."""
+    parts = urlsplit(url)
+    return parts.netloc, parts.path, tuple(parse_qsl(parts.query, keep_blank_values=True))
+
+
 def sign_request(
     credentials: Credentials,
     *,
@@ -172,10 +188,10 @@ def sign_request(
     ``Host``, ``X-Date``, ``X-Content-Sha256``, ``X-Security-Token`` (with a session
     token) and ``Authorization``.
     """
-    parts = urlsplit(url)
+    netloc, path, query = _url_parts(url)
     out: dict[str, str] = dict(headers or {})
     if not any(k.lower() == "host" for k in out):
-        out["Host"] = parts.netloc
+        out["Host"] = netloc
     body_hash = sha256_hex(body)
     out["X-Date"] = x_date or format_x_date()
     out["X-Content-Sha256"] = body_hash
@@ -184,8 +200,8 @@ def sign_request(
     signature, signed_names, scope = compute_signature(
         secret_access_key=credentials.secret_access_key,
         method=method,
-        path=parts.path,
-        query=parse_qsl(parts.query, keep_blank_values=True),
+        path=path,
+        query=query,
         headers=out,
         body_hash=body_hash,
         x_date=out["X-Date"],

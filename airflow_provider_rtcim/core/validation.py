@@ -86,7 +86,6 @@ def _in_range(value: int, field: str, low: int, high: int, what: str) -> int:
 
 USER_ID_TYPES: tuple[str, ...] = ("int", "str")
 """The kinds of user id an app can use: ``"int"`` (int64, the default) or ``"str"`` (opaque text)."""
-DEFAULT_USER_ID_TYPE = "int"
 
 _STR_HINT = (
     'string user ids need user_id_type="str" (set extra.user_id_type on the connection, '
@@ -145,12 +144,6 @@ def user_id_validator(user_id_type: str) -> Callable[[Any, str], int | str]:
     return validate_str_user_id if validate_user_id_type(user_id_type) == "str" else validate_int_user_id
 
 
-def validate_user_id(value: Any, field: str = "participant_user_id") -> int:
-    """A user id: a positive int64 (int or numeric string); see :func:`user_id_validator` for
-    string user ids."""
-    return validate_int_user_id(value, field)
-
-
 def check_user_id(value: Any, field: str, user_id_type: str) -> int | str:
     """One user id checked for an app of ``user_id_type`` (``"int"`` or ``"str"``)."""
     return user_id_validator(user_id_type)(value, field)
@@ -166,19 +159,24 @@ def validate_app_id(value: Any, field: str = "app_id") -> int:
     return _in_range(to_int(value, field), field, 1, INT32_MAX, f"a positive integer (1..{INT32_MAX})")
 
 
-def validate_limit(value: Any, field: str = "limit") -> int:
-    """A page size as the API takes it: 1..20."""
-    return _in_range(to_int(value, field), field, 1, MAX_LIMIT, f"between 1 and {MAX_LIMIT}")
+def validate_page_size(value: Any, field: str = "page_size", *, maximum: int = MAX_LIMIT) -> int:
+    """A page size (``Limit``): 1..``maximum`` (the action's largest page, 20 by default)."""
+    return _in_range(to_int(value, field), field, 1, maximum, f"between 1 and {maximum}")
 
 
-def validate_page_size(value: Any, field: str = "page_size") -> int:
-    """A page size for a complete listing: 1..20."""
-    return validate_limit(value, field)
-
-
-def validate_max_pages(value: Any, field: str = "max_pages") -> int:
-    """The cap on pages fetched by one listing: >= 1."""
+def to_positive_int(value: Any, field: str) -> int:
+    """An integer >= 1 (int or numeric string): a count such as ``max_pages`` or ``batch_size``."""
     return _in_range(to_int(value, field), field, 1, INT64_MAX, "an integer >= 1")
+
+
+def none_if_blank(value: Any, *, none_words: bool = False) -> Any:
+    """A rendered template that says "nothing" read back as None: an empty or blank string
+    (and, with ``none_words``, ``"None"`` / ``"null"``, what Jinja renders from None)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or (none_words and text.lower() in ("none", "null")):
+            return None
+    return value
 
 
 def validate_data_type(value: Any, field: str = "data_type") -> int:

@@ -32,183 +32,80 @@ complete listing.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_rtcim.compat import BaseHook
 from airflow_provider_rtcim.core.actions import (
-    BATCH_GET_CONVERSATIONS,
-    BATCH_GET_CONVERSATIONS_MAX_IDS,
-    GET_CONVERSATION_MESSAGES,
-    SCAN_CONVERSATION_PARTICIPANTS,
+    GET_USER_CONVERSATIONS,
+    Action,
+    BatchAction,
     PagedAction,
+    action_named,
 )
-from airflow_provider_rtcim.core.actions import GET_USER_CONVERSATIONS as GUC
 from airflow_provider_rtcim.core.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_MAX_PAGES,
-    DEFAULT_MAX_QPS,
-    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_QPS,  # noqa: F401 - importable from here (benchmarks read the hook's default)
     DEFAULT_PAGE_SIZE,
     DEFAULT_POOL_MAXSIZE,
     DEFAULT_RETRY_AFTER_MAX,
     DEFAULT_RETRY_BACKOFF,
     DEFAULT_RETRY_BACKOFF_MAX,
-    DEFAULT_TIMEOUT,
     DEFAULT_VERSION,
 )
 from airflow_provider_rtcim.core.errors import (
-    CODE_CONFIG,
-    CODE_CONNECTION,
-    CODE_TIMEOUT,
-    CODE_TRUNCATED,
     RtcImError,
-    hint_for,
 )
+from airflow_provider_rtcim.core.lazy import locked_cached_property
 from airflow_provider_rtcim.core.validation import (
-    DEFAULT_REGION,
-    DEFAULT_USER_ID_TYPE,
-    check_user_id,
-    parse_proxies,
-    parse_verify,
-    region_note,
-    resolve_endpoint,
     to_max_qps,
     to_non_negative_int,
     to_positive_float,
+    to_positive_int,
     url_passwords,
     validate_app_id,
-    validate_bool,
-    validate_conversation_short_id,
     validate_cursor,
-    validate_data_type,
-    validate_inbox_type,
-    validate_limit,
-    validate_max_pages,
     validate_page_size,
-    validate_region,
     validate_user_id_type,
 )
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
+from airflow_provider_rtcim.hooks.connection import (
+    RtcImConnectionSettings,
+    config_error,
+    explain_failure,
+    parse_connection,
+)
+from airflow_provider_rtcim.hooks.methods import RtcImActionMethods
 
 if TYPE_CHECKING:
     from airflow_provider_rtcim.compat import Connection
     from airflow_provider_rtcim.core.client import RtcImClient
-    from airflow_provider_rtcim.core.pagination import Listing
+    from airflow_provider_rtcim.core.pagination import BatchItems, Listing
     from airflow_provider_rtcim.core.signing import Credentials
 
-__all__ = ["RtcImApiError", "RtcImConnectionNotFound", "RtcImConnectionSettings", "RtcImHook"]
+__all__ = [
+    "RtcImApiError",
+    "RtcImConnectionNotFound",
+    "RtcImConnectionSettings",
+    "RtcImHook",
+    "parse_connection",
+]
 
-GET_USER_CONVERSATIONS = GUC.name
 TEST_CONNECTION_USER_ID = 1
 """The placeholder user whose first conversation ``test_connection`` asks for."""
 
 
-@dataclass(frozen=True)
-class RtcImConnectionSettings:
-    """A connection's parsed and validated settings. ``repr`` never shows a secret."""
+def _items_problem(items_key: str) -> Callable[[Mapping[str, Any]], str | None]:
+    """A ``Result`` check for a batch action: its item list, when present, is a list."""
 
-    conn_id: str
-    access_key_id: str | None
-    secret_access_key: str | None = field(repr=False)
-    session_token: str | None = field(repr=False)
-    region: str
-    endpoint: str
-    app_id: int | None
-    timeout: float
-    max_qps: float | None
-    max_retries: int
-    proxies: dict[str, str] | None = field(repr=False)
-    verify: bool | str
-    user_id_type: str = DEFAULT_USER_ID_TYPE
+    def check(result: Mapping[str, Any]) -> str | None:
+        items = result.get(items_key)
+        if items is not None and not isinstance(items, list):
+            return f"{items_key} is {type(items).__name__}, not a list"
+        return None
 
-
-def _config_error(conn_id: str, message: str) -> RtcImApiError:
-    """``Connection 'x' has no AppId: ...`` (a missing field) or ``Connection 'x': extra.timeout ...`` (a bad value)."""
-    separator = " " if message.startswith("has ") else ": "
-    return RtcImApiError(f"Connection {conn_id!r}{separator}{message}", code=CODE_CONFIG)
-
-
-def parse_connection(
-    conn: Any,
-    *,
-    extra: Mapping[str, Any] | None = None,
-    conn_id: str | None = None,
-) -> RtcImConnectionSettings:
-    """Parse an Airflow ``Connection`` (login, password, host, port, extra) into settings.
-
-    ``extra`` replaces ``conn.extra_dejson`` (inside a trigger, pass ``await conn.aextra_dejson()``).
-    Raises :class:`RtcImApiError` (code ``MisconfiguredConnection``) naming the connection
-    and the field for any invalid value. Missing credentials are not an error here (see
-    :meth:`RtcImHook.credentials`).
-    """
-    cid = conn_id or getattr(conn, "conn_id", None) or DEFAULT_CONN_ID
-    if extra is None:
-        extra = conn.extra_dejson
-    if not isinstance(extra, Mapping):
-        raise _config_error(cid, f"extra must be a JSON object, got {type(extra).__name__}")
-
-    def get(name: str) -> Any:
-        value = extra.get(name)
-        return None if (isinstance(value, str) and not value.strip()) else value
-
-    try:
-        region = validate_region(get("region") or DEFAULT_REGION, "extra.region")
-        endpoint = resolve_endpoint(
-            conn.host, port=conn.port, region=region, endpoint_url=get("endpoint_url"), field="host"
-        )
-        app_id = get("app_id")
-        app_id = None if app_id is None else validate_app_id(app_id, "extra.app_id")
-        timeout = get("timeout")
-        timeout = DEFAULT_TIMEOUT if timeout is None else to_positive_float(timeout, "extra.timeout")
-        # Absent, null or "" (a form field left empty): the default; only 0 turns the cap off.
-        max_qps = get("max_qps")
-        max_qps = DEFAULT_MAX_QPS if max_qps is None else to_max_qps(max_qps, "extra.max_qps")
-        max_retries = get("max_retries")
-        max_retries = (
-            DEFAULT_MAX_RETRIES
-            if max_retries is None
-            else to_non_negative_int(max_retries, "extra.max_retries")
-        )
-        proxies = parse_proxies(get("proxies"), "extra.proxies")
-        verify = parse_verify(extra.get("verify"), "extra.verify")
-        session_token = get("session_token")
-        if session_token is not None and not isinstance(session_token, str):
-            raise ValueError("extra.session_token must be a string")
-        user_id_type = get("user_id_type")
-        user_id_type = (
-            DEFAULT_USER_ID_TYPE
-            if user_id_type is None
-            else validate_user_id_type(user_id_type, "extra.user_id_type")
-        )
-    except ValueError as exc:
-        raise _config_error(cid, str(exc)) from None
-    login = (conn.login or "").strip() or None
-    password = conn.password or None
-    return RtcImConnectionSettings(
-        conn_id=cid,
-        access_key_id=login,
-        secret_access_key=password,
-        session_token=session_token,
-        region=region,
-        endpoint=endpoint,
-        app_id=app_id,
-        timeout=timeout,
-        max_qps=max_qps,
-        max_retries=max_retries,
-        proxies=proxies,
-        verify=verify,
-        user_id_type=user_id_type,
-    )
-
-
-def _core_infos_problem(result: Mapping[str, Any]) -> str | None:
-    infos = result.get("ConversationCoreInfos")
-    if infos is not None and not isinstance(infos, list):
-        return f"ConversationCoreInfos is {type(infos).__name__}, not a list"
-    return None
+    return check
 
 
 def _mask(value: str | None) -> None:
@@ -222,7 +119,7 @@ def _mask(value: str | None) -> None:
         pass
 
 
-class RtcImHook(BaseHook):
+class RtcImHook(RtcImActionMethods, BaseHook):
     """Signed, retried, rate-limited calls to the Volcengine RTC IM OpenAPI.
 
     One hook holds one ``requests.Session`` and one rate limiter and is thread-safe: share
@@ -270,7 +167,7 @@ class RtcImHook(BaseHook):
         self._max_retries = None if max_retries is None else to_non_negative_int(max_retries, "max_retries")
         self._timeout = None if timeout is None else to_positive_float(timeout, "timeout")
         self._pool_maxsize = (
-            DEFAULT_POOL_MAXSIZE if pool_maxsize is None else validate_max_pages(pool_maxsize, "pool_maxsize")
+            DEFAULT_POOL_MAXSIZE if pool_maxsize is None else to_positive_int(pool_maxsize, "pool_maxsize")
         )
         self._retry_backoff = (
             DEFAULT_RETRY_BACKOFF
@@ -288,11 +185,8 @@ class RtcImHook(BaseHook):
             else to_positive_float(retry_after_max, "retry_after_max", allow_zero=True)
         )
         self._sleep = sleep
-        self._lock = threading.RLock()
         self._connection: Connection | None = None
         self._extra: Mapping[str, Any] | None = None
-        self._settings_cache: RtcImConnectionSettings | None = None
-        self._client_cache: RtcImClient | None = None
 
     @classmethod
     def from_connection(
@@ -311,24 +205,18 @@ class RtcImHook(BaseHook):
 
     # -- connection and settings -------------------------------------------------------
 
-    @property
+    @locked_cached_property
     def settings(self) -> RtcImConnectionSettings:
         """The connection's parsed settings (fetched once, on first use)."""
-        settings = self._settings_cache
-        if settings is None:
-            with self._lock:
-                settings = self._settings_cache
-                if settings is None:
-                    conn = self._connection
-                    if conn is None:
-                        conn = self._connection = self._fetch_connection()
-                    settings = parse_connection(conn, extra=self._extra, conn_id=self.rtcim_conn_id)
-                    _mask(settings.secret_access_key)
-                    _mask(settings.session_token)
-                    for url in [settings.endpoint, *(settings.proxies or {}).values()]:
-                        for password in url_passwords(url):  # a proxy's (or endpoint's) user:password@
-                            _mask(password)
-                    self._settings_cache = settings
+        conn = self._connection
+        if conn is None:
+            conn = self._connection = self._fetch_connection()
+        settings = parse_connection(conn, extra=self._extra, conn_id=self.rtcim_conn_id)
+        _mask(settings.secret_access_key)
+        _mask(settings.session_token)
+        for url in [settings.endpoint, *(settings.proxies or {}).values()]:
+            for password in url_passwords(url):  # a proxy's (or endpoint's) user:password@
+                _mask(password)
         return settings
 
     def _fetch_connection(self) -> Connection:
@@ -357,7 +245,7 @@ class RtcImHook(BaseHook):
         if app_id is not None:
             return validate_app_id(app_id, "app_id")
         if self.settings.app_id is None:
-            raise _config_error(self.rtcim_conn_id, "has no AppId: set extra.app_id or pass app_id=")
+            raise config_error(self.rtcim_conn_id, "has no AppId: set extra.app_id or pass app_id=")
         return self.settings.app_id
 
     def resolve_user_id_type(self, user_id_type: Any = None) -> str:
@@ -372,9 +260,9 @@ class RtcImHook(BaseHook):
 
         settings = self.settings
         if not settings.access_key_id:
-            raise _config_error(self.rtcim_conn_id, "has no Access Key ID: set the connection's login")
+            raise config_error(self.rtcim_conn_id, "has no Access Key ID: set the connection's login")
         if not settings.secret_access_key:
-            raise _config_error(self.rtcim_conn_id, "has no Secret Access Key: set the connection's password")
+            raise config_error(self.rtcim_conn_id, "has no Secret Access Key: set the connection's password")
         return Credentials(
             access_key_id=settings.access_key_id,
             secret_access_key=settings.secret_access_key,
@@ -382,16 +270,10 @@ class RtcImHook(BaseHook):
             session_token=settings.session_token,
         )
 
-    @property
+    @locked_cached_property
     def client(self) -> RtcImClient:
         """The shared HTTP client (built on first use; imports ``requests`` then)."""
-        client = self._client_cache
-        if client is None:
-            with self._lock:
-                client = self._client_cache
-                if client is None:
-                    client = self._client_cache = self._build_client()
-        return client
+        return self._build_client()
 
     def _build_client(self) -> RtcImClient:
         from airflow_provider_rtcim.core.client import RtcImClient
@@ -440,7 +322,7 @@ class RtcImHook(BaseHook):
         """
         return self.client.call(action, body, version=version, retry=retry)
 
-    # -- the generic listing ---------------------------------------------------------------
+    # -- the generic calls: any described action ------------------------------------------
 
     def fetch_page(self, action: PagedAction, body: Mapping[str, Any]) -> dict[str, Any]:
         """One page of a paginated read action: its ``Result``, checked to be well formed.
@@ -451,12 +333,71 @@ class RtcImHook(BaseHook):
         """
         from airflow_provider_rtcim.core.pagination import page_problem
 
-        items_key = action.items_key
-        result = self.client.call(
-            action.name, dict(body), version=action.version, check=lambda r: page_problem(r, items_key)
+        items_key, paginated = action.items_key, action.paginated
+        client = self.client
+        result = client.call(
+            action.name,
+            body,
+            version=action.version,
+            check=lambda r: page_problem(r, items_key, paginated=paginated),
         )
-        self.client.stats.incr("pages")
+        client.stats.incr("pages")
         return result
+
+    def request_base(
+        self, action: str | Action, *, app_id: Any = None, rendered: bool = False, **values: Any
+    ) -> dict[str, Any]:
+        """The checked request of ``action`` without its key and cursor: ``AppId`` (the given
+        one, else the connection's) and the action's fields (``values`` by argument name; the
+        rest take their defaults). ``rendered``: the values are rendered templates."""
+        spec = action_named(action)
+        body = spec.request_body(values, rendered=rendered)
+        return {"AppId": self.resolve_app_id(app_id), **body}
+
+    def check_key(
+        self, action: str | Action, key: Any, *, user_id_type: Any = None, field: str | None = None
+    ) -> Any:
+        """One key of ``action`` checked: a conversation id, or a user id of the connection's
+        (or the given) ``user_id_type``; a ``ValueError`` names ``field``."""
+        spec = action_named(action)
+        kind = self.resolve_user_id_type(user_id_type) if spec.key.user else "int"
+        return spec.key.check(key, field or spec.key.arg, kind)
+
+    def iter_action(
+        self,
+        action: str | PagedAction,
+        key: Any,
+        *,
+        app_id: Any = None,
+        user_id_type: Any = None,
+        page_size: Any = DEFAULT_PAGE_SIZE,
+        max_pages: Any = DEFAULT_MAX_PAGES,
+        cursor: Any = 0,
+        after_index: Any = None,
+        **values: Any,
+    ) -> Listing:
+        """Every item of the paginated ``action`` (a description or its API name) for ``key``,
+        lazily, each id once: the one call every named ``iter_*`` method is.
+
+        ``values`` are the action's own fields by argument name (see
+        :mod:`~airflow_provider_rtcim.core.actions`); each is checked once, before any
+        request, and the rest take their defaults. ``cursor`` starts the listing at a saved
+        bookmark; ``after_index`` drops items whose position is not past it (actions with a
+        position only). See :meth:`iter_listing` for the pagination guards.
+        """
+        spec = action_named(action)
+        if not isinstance(spec, PagedAction):
+            raise ValueError(f"{spec.name} is not paginated: use batch_action")
+        checked = self.check_key(spec, key, user_id_type=user_id_type)
+        body = self.request_base(spec, app_id=app_id, **values)
+        body.update(spec.key.body(checked))
+        if spec.limit_field is not None:
+            body[spec.limit_field] = validate_page_size(page_size, maximum=spec.max_page_size)
+        if after_index is not None:
+            after_index = validate_cursor(after_index, "after_index")
+        return self.iter_listing(
+            spec, body, start_cursor=cursor, after_position=after_index, max_pages=max_pages
+        )
 
     def iter_listing(
         self,
@@ -468,287 +409,105 @@ class RtcImHook(BaseHook):
         max_pages: int = DEFAULT_MAX_PAGES,
         what: str | None = None,
     ) -> Listing:
-        """Every item of every page of ``action`` for the request ``body``, lazily, each id once.
+        """Every item of every page of ``action`` for a checked request ``body``, lazily, each
+        id once (``body`` is the request without the cursor: see :meth:`request_base`).
 
-        The generic listing every named ``iter_*`` method uses: ``body`` is the request
-        without the cursor; pages start at ``start_cursor`` and follow the action's next
-        cursor verbatim, with the pagination guards of
-        :mod:`~airflow_provider_rtcim.core.pagination` (stuck, negative, repeated or missing
-        cursor, endless pages without new items, ``max_pages``), raising ``RtcImApiError``
-        with code ``PaginationAnomaly``. The returned
+        Pages start at ``start_cursor`` and follow the action's next cursor verbatim, with the
+        pagination guards of :mod:`~airflow_provider_rtcim.core.pagination` (stuck, negative,
+        repeated or missing cursor, endless pages without new items, ``max_pages``), raising
+        ``RtcImApiError`` with code ``PaginationAnomaly``. The returned
         :class:`~airflow_provider_rtcim.core.pagination.Listing` tells, once exhausted,
         ``resume_cursor`` and ``last_position`` (a bookmark), ``pages`` and ``duplicates``.
         """
-        from airflow_provider_rtcim.core.pagination import iter_items
+        from airflow_provider_rtcim.core.pagination import Listing
 
         base = dict(body)
-        key = base.get(action.key_field, base.get(f"{action.key_field}Str"))
-        label = what or f"{action.name} for {action.key_field} {key} (AppId {base.get('AppId')})"
+        spec = action.key
+        key = (
+            base.get(spec.str_api)
+            if spec.str_api and base.get(spec.str_api) is not None
+            else base.get(spec.api)
+        )
+        label = what or f"{action.name} for {spec.describe(key)} (AppId {base.get('AppId')})"
+        fetch_page, page_body = self.fetch_page, action.page_body
 
         def fetch(cursor: int) -> dict[str, Any]:
-            return self.fetch_page(action, action.page_body(base, cursor=cursor))
+            return fetch_page(action, page_body(base, cursor=cursor))
 
         def on_duplicate(item_id: Any, page_no: int) -> None:
             self.log.debug("%s: skipping duplicate %s %s on page %d", label, action.id_key, item_id, page_no)
 
-        return iter_items(
+        return Listing(
             fetch,
             spec=action,
             start_cursor=validate_cursor(start_cursor, "cursor"),
             after_position=after_position,
-            max_pages=validate_max_pages(max_pages),
+            max_pages=to_positive_int(max_pages, "max_pages"),
             what=label,
             error_class=RtcImApiError,
             on_duplicate=on_duplicate,
         )
 
-    # -- GetUserConversations --------------------------------------------------------------
+    def fetch_batch(self, action: BatchAction, body: Mapping[str, Any]) -> BatchItems:
+        """One request of a batch action for a checked ``body`` (its key list included)."""
+        from airflow_provider_rtcim.core.pagination import BatchItems
 
-    def _conversations_body(
-        self,
-        participant_user_id: Any,
-        *,
-        data_type: Any,
-        inbox_type: Any,
-        skip_member_count: Any,
-        app_id: Any,
-        user_id_type: Any = None,
-    ) -> dict[str, Any]:
-        kind = self.resolve_user_id_type(user_id_type)
-        user_id = check_user_id(participant_user_id, "participant_user_id", kind)
-        checked = {
-            "DataType": validate_data_type(data_type),
-            "InboxType": validate_inbox_type(inbox_type),
-            "SkipMemberCount": validate_bool(skip_member_count, "skip_member_count"),
-        }
-        # A string id goes verbatim in ParticipantUserIdStr, with ParticipantUserId 0 beside it
-        # (as the official Go SDK sends it).
-        who = (
-            {"ParticipantUserId": 0, "ParticipantUserIdStr": user_id}
-            if kind == "str"
-            else {"ParticipantUserId": user_id}
+        result = self.client.call(
+            action.name, body, check=_items_problem(action.items_key), version=action.version
         )
-        return {"AppId": self.resolve_app_id(app_id), **who, **checked}
+        missing = result.get(action.missing_key) if action.missing_key else None
+        return BatchItems(list(result.get(action.items_key) or []), list(missing or []))
 
-    def get_user_conversations(
+    def iter_batches(
         self,
-        participant_user_id: int | str,
+        action: str | BatchAction,
+        keys: Sequence[Any] | Any,
         *,
-        cursor: int = 0,
-        limit: int = DEFAULT_PAGE_SIZE,
-        data_type: int = 1,
-        inbox_type: int = 0,
-        skip_member_count: bool = False,
-        app_id: int | str | None = None,
-        user_id_type: str | None = None,
-    ) -> dict[str, Any]:
-        """One page of ``GetUserConversations``: its ``Result`` (``ConversationInfos``, ``HasMore``,
-        ``NextCursor``).
+        app_id: Any = None,
+        batch_size: Any = None,
+        **values: Any,
+    ) -> Iterator[BatchItems]:
+        """A batch ``action`` for every key, one :class:`~airflow_provider_rtcim.core.pagination.BatchItems`
+        per request of at most ``batch_size`` keys (default and maximum: the action's ``max_keys``).
 
-        ``data_type`` defaults to 1 (database, creation order: stable while paging); the
-        API's own default 0 (cache, most recently active first) reorders during a listing.
-        ``app_id`` defaults to the connection's extra.app_id. ``user_id_type`` (``"int"`` or
-        ``"str"``) defaults to the connection's extra.user_id_type (``"int"``): with ``"str"``
-        the id is sent verbatim as ``ParticipantUserIdStr`` (``ParticipantUserId`` 0).
+        Keys are checked (and de-duplicated) and ``values`` (the action's fields by argument
+        name) checked before the first request.
         """
-        body = self._conversations_body(
-            participant_user_id,
-            data_type=data_type,
-            inbox_type=inbox_type,
-            skip_member_count=skip_member_count,
-            app_id=app_id,
-            user_id_type=user_id_type,
-        )
-        cursor, limit = validate_cursor(cursor), validate_limit(limit)
-        return self.fetch_page(GUC, GUC.page_body(body, cursor=cursor, limit=limit))
-
-    def iter_user_conversations(
-        self,
-        participant_user_id: int | str,
-        *,
-        data_type: int = 1,
-        inbox_type: int = 0,
-        skip_member_count: bool = False,
-        app_id: int | str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        max_pages: int = DEFAULT_MAX_PAGES,
-        user_id_type: str | None = None,
-    ) -> Listing:
-        """Every ``ConversationInfo`` of the user across all pages, lazily, each
-        ``ConversationShortId`` once, in API order, unknown fields kept.
-
-        Arguments are checked now (before any request); pages are fetched as you iterate.
-        ``NextCursor`` is fed back verbatim. A page with ``HasMore`` whose ``NextCursor`` is
-        missing, not an integer, negative, or equal to a cursor already sent, and a listing
-        longer than ``max_pages`` pages, raise ``RtcImApiError`` with code
-        ``PaginationAnomaly`` naming the user, the cursor and the page. ``data_type``
-        defaults to 1 (database, creation order), the stable order for complete listings.
-        ``user_id_type``: as for :meth:`get_user_conversations`.
-        """
-        body = self._conversations_body(
-            participant_user_id,
-            data_type=data_type,
-            inbox_type=inbox_type,
-            skip_member_count=skip_member_count,
-            app_id=app_id,
-            user_id_type=user_id_type,
-        )
-        body[GUC.limit_field] = validate_page_size(page_size)
-        user = body.get("ParticipantUserIdStr")
-        user = body["ParticipantUserId"] if user is None else repr(user)
-        return self.iter_listing(
-            GUC,
-            body,
-            max_pages=max_pages,
-            what=f"{GUC.name} for user {user} (AppId {body['AppId']})",
+        spec = action_named(action)
+        if not isinstance(spec, BatchAction):
+            raise ValueError(f"{spec.name} is paginated: use iter_action")
+        if isinstance(keys, (str, int)):
+            keys = [keys]
+        plural = f"{spec.key.arg}s"
+        ids = list(dict.fromkeys(self.check_key(spec, v, field=f"{plural}[{i}]") for i, v in enumerate(keys)))
+        size = spec.max_keys if batch_size is None else to_positive_int(batch_size, "batch_size")
+        if size > spec.max_keys:
+            raise ValueError(f"batch_size must be between 1 and {spec.max_keys}, got {batch_size!r}")
+        base = self.request_base(spec, app_id=app_id, **values)
+        return (
+            self.fetch_batch(spec, {**base, spec.keys_api: ids[start : start + size]})
+            for start in range(0, len(ids), size)
         )
 
-    def count_user_conversations(
+    def batch_action(
         self,
-        participant_user_id: int | str,
+        action: str | BatchAction,
+        keys: Sequence[Any] | Any,
         *,
-        data_type: int = 1,
-        inbox_type: int = 0,
-        app_id: int | str | None = None,
-        max_pages: int = DEFAULT_MAX_PAGES,
-        user_id_type: str | None = None,
-    ) -> int:
-        """How many distinct conversations the user has (pages with ``SkipMemberCount=True``).
-
-        ``data_type`` defaults to 1 (database, creation order), stable while paging.
-        ``user_id_type``: as for :meth:`get_user_conversations`.
-        """
-        return sum(
-            1
-            for _ in self.iter_user_conversations(
-                participant_user_id,
-                data_type=data_type,
-                inbox_type=inbox_type,
-                skip_member_count=True,
-                app_id=app_id,
-                page_size=DEFAULT_PAGE_SIZE,
-                max_pages=max_pages,
-                user_id_type=user_id_type,
-            )
-        )
-
-    # -- members, messages, details ----------------------------------------------------------
-
-    def iter_conversation_participants(
-        self,
-        conversation_short_id: int | str,
-        *,
-        app_id: int | str | None = None,
-        reverse: bool = False,
-        only_user_ids: bool = False,
-        scan_online: bool = False,
-        mark_type: str | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        max_pages: int = DEFAULT_MAX_PAGES,
-    ) -> Listing:
-        """Every member of a conversation (``ScanConversationParticipantList``), lazily, each
-        member once (by ``ParticipantUserId``, or ``ParticipantUserIdStr`` for string ids).
-
-        ``reverse``: newest members first. ``only_user_ids``: members carry only their ids.
-        ``scan_online`` (live groups): only the online members, optionally only those with
-        the mark ``mark_type``. A negative ``NextCursor`` ends the listing whatever
-        ``HasMore`` says (the API's documented end of a member listing).
-        """
-        body: dict[str, Any] = {
-            "AppId": self.resolve_app_id(app_id),
-            "ConversationShortId": validate_conversation_short_id(conversation_short_id),
-            "Limit": validate_page_size(page_size),
-            "Reverse": validate_bool(reverse, "reverse"),
-            "OnlyUserIds": validate_bool(only_user_ids, "only_user_ids"),
-            "ScanOnlineParticipant": validate_bool(scan_online, "scan_online"),
-        }
-        if mark_type is not None:
-            if not isinstance(mark_type, str) or not mark_type.strip():
-                raise ValueError(f"mark_type must be a non-empty string or None, got {mark_type!r}")
-            body["MarkType"] = mark_type
-        return self.iter_listing(SCAN_CONVERSATION_PARTICIPANTS, body, max_pages=max_pages)
-
-    def iter_conversation_messages(
-        self,
-        conversation_short_id: int | str,
-        *,
-        app_id: int | str | None = None,
-        cursor: int = 0,
-        after_index: int | None = None,
-        reverse: bool = False,
-        page_size: int = DEFAULT_PAGE_SIZE,
-        max_pages: int = DEFAULT_MAX_PAGES,
-    ) -> Listing:
-        """Every message of a conversation from ``cursor`` on (``GetConversationMessages``),
-        lazily, each ``MessageId`` once, ``NewCursor`` fed back verbatim.
-
-        ``cursor`` 0 is the start (the newest message with ``reverse``). Once exhausted the
-        :class:`~airflow_provider_rtcim.core.pagination.Listing` tells ``resume_cursor`` (the
-        last page's ``NewCursor``: where the next message will appear, a bookmark) and
-        ``last_position`` (the largest ``IndexInConversation`` taken). ``after_index`` drops
-        every message whose ``IndexInConversation`` is not past it, so a listing resumed from a
-        bookmark doubles nothing even if the cursor restarts or repeats.
-        """
-        body: dict[str, Any] = {
-            "AppId": self.resolve_app_id(app_id),
-            "ConversationShortId": validate_conversation_short_id(conversation_short_id),
-            "Limit": validate_page_size(page_size),
-            "Reverse": 1 if validate_bool(reverse, "reverse") else 0,
-        }
-        if after_index is not None:
-            after_index = validate_cursor(after_index, "after_index")
-        return self.iter_listing(
-            GET_CONVERSATION_MESSAGES,
-            body,
-            start_cursor=cursor,
-            after_position=after_index,
-            max_pages=max_pages,
-        )
-
-    def batch_get_conversations(
-        self,
-        conversation_short_ids: Sequence[int | str],
-        *,
-        app_id: int | str | None = None,
-        skip_member_count: bool = True,
-        batch_size: int = BATCH_GET_CONVERSATIONS_MAX_IDS,
+        app_id: Any = None,
+        batch_size: Any = None,
+        **values: Any,
     ) -> list[dict[str, Any]]:
-        """Details of known conversations (``BatchGetConversations``), in requests of at most
-        ``batch_size`` ids; the ``ConversationCoreInfos`` of every request, in order.
-
-        Ids are checked (and de-duplicated) before the first request. Dissolved or unknown
-        conversations are simply absent from the result.
-        """
-        if isinstance(conversation_short_ids, (str, int)):
-            conversation_short_ids = [conversation_short_ids]
-        ids = list(
-            dict.fromkeys(
-                validate_conversation_short_id(v, f"conversation_short_ids[{i}]")
-                for i, v in enumerate(conversation_short_ids)
-            )
-        )
-        size = validate_max_pages(batch_size, "batch_size")
-        if size > BATCH_GET_CONVERSATIONS_MAX_IDS:
-            raise ValueError(
-                f"batch_size must be between 1 and {BATCH_GET_CONVERSATIONS_MAX_IDS}, got {batch_size!r}"
-            )
-        app = self.resolve_app_id(app_id)
-        skip = validate_bool(skip_member_count, "skip_member_count")
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(ids), size):
-            body = {"AppId": app, "ConversationShortId": ids[start : start + size], "SkipMemberCount": skip}
-            result = self.client.call(
-                BATCH_GET_CONVERSATIONS, body, check=_core_infos_problem, version=DEFAULT_VERSION
-            )
-            out.extend(result.get("ConversationCoreInfos") or [])
-        return out
+        """The items of a batch ``action`` for every key, in order (see :meth:`iter_batches`)."""
+        batches = self.iter_batches(action, keys, app_id=app_id, batch_size=batch_size, **values)
+        return [item for batch in batches for item in batch]
 
     # -- housekeeping --------------------------------------------------------------------
 
     @property
     def stats(self) -> dict[str, int]:
         """Cumulative ``{"requests", "retries", "pages"}`` for this hook (a copy)."""
-        client = self._client_cache
+        client = self.__dict__.get("client")
         if client is None:
             return {"requests": 0, "retries": 0, "pages": 0}
         return client.stats.snapshot()
@@ -776,10 +535,13 @@ class RtcImHook(BaseHook):
             placeholder = TEST_CONNECTION_USER_ID
             if self.resolve_user_id_type() == "str":  # a string-id app is asked about a string user
                 placeholder = str(placeholder)  # type: ignore[assignment]
-            body = self._conversations_body(
-                placeholder, data_type=1, inbox_type=0, skip_member_count=True, app_id=settings.app_id
+            body = self.request_base(GET_USER_CONVERSATIONS, app_id=settings.app_id, skip_member_count=True)
+            body.update(GET_USER_CONVERSATIONS.key.body(placeholder))
+            self.client.call(
+                GET_USER_CONVERSATIONS.name,
+                GET_USER_CONVERSATIONS.page_body(body, cursor=0, limit=1),
+                retry=False,
             )
-            self.client.call(GUC.name, GUC.page_body(body, cursor=0, limit=1), retry=False)
         except RtcImError as exc:
             return False, self._explain(exc)
         except Exception as exc:
@@ -792,45 +554,15 @@ class RtcImHook(BaseHook):
 
     def _explain(self, exc: RtcImError) -> str:
         """``test_connection``'s text for a failure: what to fix, naming no connection id."""
-        code = exc.code or ""
-        if isinstance(exc, RtcImConnectionNotFound):
-            return exc.message  # only outside the Test button: the id is all there is to name
-        if code == CODE_CONFIG:
-            detail = exc.message.removeprefix(f"Connection {self.rtcim_conn_id!r}").lstrip(": ")
-            return f"Invalid connection setting: {detail}."
-        settings = self._settings_cache
-        if settings is None:  # pragma: no cover - settings are loaded before any call
-            return str(exc)
-        key, endpoint, region = settings.access_key_id, settings.endpoint, settings.region
-        rid = f" [RequestId {exc.request_id}]" if exc.request_id else ""
-        # What was rejected, in the connection's own terms; what to fix comes from FIX_HINTS,
-        # the one place those hints live (the errors the hook raises carry the same ones).
-        subjects = {
-            "InvalidAccessKey": f"The Access Key ID {key!r} is unknown to {endpoint}",
-            "SignatureDoesNotMatch": f"{endpoint} rejected the signature of Access Key ID {key!r} (region {region})",
-            "InvalidParameter.NotExistAppId": f"AppId {settings.app_id} is not known to the account of Access Key ID {key!r}",
-            "InvalidParameter.IllegalAppId": f"AppId {settings.app_id} is not valid for the account of Access Key ID {key!r}",
-            "InvalidTimestamp": f"{endpoint} rejected the request time",
-            "InvalidSecretToken": f"The session token of Access Key ID {key!r} was rejected",
-        }
-        if code in subjects:
-            hint = hint_for(code)
-            if code == "SignatureDoesNotMatch":
-                note = region_note(endpoint, region, "the Region field (extra.region)")
-                if note is not None:
-                    hint = f"{note}; if the region is right, {hint}"
-            return f"{subjects[code]} ({code}): {hint}.{rid}"
-        if code in (CODE_CONNECTION, CODE_TIMEOUT, CODE_TRUNCATED, "SSLError"):
-            return f"Cannot reach the API: {exc.message}" + ("" if exc.message.endswith(("?", ".")) else ".")
-        return f"{exc} (endpoint {endpoint}, region {region}, Access Key ID {key!r}, AppId {settings.app_id})"
+        return explain_failure(exc, conn_id=self.rtcim_conn_id, settings=self.__dict__.get("settings"))
 
     def close(self) -> None:
         """Close the HTTP session's pooled connections."""
-        client = self._client_cache
+        client = self.__dict__.get("client")
         if client is not None:
             client.close()
 
     def __repr__(self) -> str:
-        settings = self._settings_cache
+        settings = self.__dict__.get("settings")
         where = f", endpoint={settings.endpoint!r}" if settings is not None else ""
         return f"{type(self).__name__}(rtcim_conn_id={self.rtcim_conn_id!r}{where})"

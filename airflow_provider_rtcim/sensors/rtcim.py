@@ -13,14 +13,16 @@ from airflow_provider_rtcim.compat import (
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    AirflowTaskTimeout,
     BaseSensorOperator,
     PokeReturnValue,
     conf,
 )
+from airflow_provider_rtcim.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_rtcim.core.errors import RtcImError
+from airflow_provider_rtcim.core.sink import is_templated
 from airflow_provider_rtcim.core.validation import (
     check_user_id,
+    none_if_blank,
     to_int,
     to_positive_float,
     validate_app_id,
@@ -44,29 +46,17 @@ if TYPE_CHECKING:
 BASELINE_STATE_KEY = "rtcim_conversation_count_baseline"
 """``task_state_store`` key under which the first-poke baseline is kept across reschedules and retries."""
 
-_NONE_STRINGS = frozenset({"", "none", "null"})
-
-
-def _looks_templated(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
-
 
 def _is_literal(value: Any) -> bool:
     """A plain value (not a template string, an XComArg, ...), so it can be checked in ``__init__``."""
     if isinstance(value, str):
-        return not _looks_templated(value)
+        return not is_templated(value)
     return value is None or isinstance(value, (int, float))
 
 
-def _none_if_empty(value: Any) -> Any:
-    """Rendered templates turn None into "None" (or ""): read those back as None."""
-    if isinstance(value, str) and value.strip().lower() in _NONE_STRINGS:
-        return None
-    return value
-
-
 def _validate_baseline(value: Any) -> int | None:
-    value = _none_if_empty(value)
+    # Rendered templates turn None into "None" (or ""): those are None
+    value = none_if_blank(value, none_words=True)
     if value is None:
         return None
     baseline = to_int(value, "baseline_count")
@@ -76,7 +66,7 @@ def _validate_baseline(value: Any) -> int | None:
 
 
 def _validate_app_id(value: Any) -> int | None:
-    value = _none_if_empty(value)
+    value = none_if_blank(value, none_words=True)
     return None if value is None else validate_app_id(value, "app_id")
 
 
@@ -95,7 +85,7 @@ def _check_literal_user_id(value: Any, user_id_type: str | None) -> None:
 
 
 def _validate_min_delta(value: Any) -> int:
-    if isinstance(value, str) and _looks_templated(value):
+    if isinstance(value, str) and is_templated(value):
         raise ValueError(f"min_delta is not templated: give an integer >= 1; got {value!r}")
     try:
         number = to_int(value, "min_delta")
@@ -244,7 +234,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         inbox_type: int | str = 0,
         direction: str = "any",
         min_delta: int | str = 1,
-        rtcim_conn_id: str = "rtcim_default",
+        rtcim_conn_id: str = DEFAULT_CONN_ID,
         max_qps: float | str | None = None,
         user_id_type: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -291,9 +281,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
     # ------------------------------------------------------------------ arguments
     def _user_id_type(self) -> str:
         """The task's ``user_id_type``, else the connection's (``"int"`` when unset)."""
-        if self.user_id_type is not None:
-            return self.user_id_type
-        return self.hook.resolve_user_id_type()
+        return self.hook.resolve_user_id_type(self.user_id_type)
 
     def _resolved(self, user_id_type: str | None = None) -> _Arguments:
         """The rendered templated fields, validated (the same checks as in ``__init__``).
@@ -423,27 +411,33 @@ class RtcImConversationCountSensor(BaseSensorOperator):
 
     # ------------------------------------------------------------------ execution
     def execute(self, context: Context) -> Any:
+        """``BaseSensorOperator.execute``; deferrable, its first poke that is not done defers.
+
+        The first poke runs where every poke runs, inside ``BaseSensorOperator.execute`` (so
+        ``soft_fail``, ``never_fail`` and ``silent_fail`` apply as Airflow defines them);
+        once it has returned "not yet", the wait is handed to the trigger.
+        """
         if not self.deferrable:
             return super().execute(context)
         end_time = time.time() + self.timeout
+        poke = self.poke
+
+        def poke_then_defer(context: Context) -> bool | PokeReturnValue:
+            result = poke(context)
+            if result is True or (isinstance(result, PokeReturnValue) and result.is_done):
+                self.log.info("Success criteria met at the first poke; not deferring.")
+                return result
+            self._defer(end_time)
+            return result  # pragma: no cover - _defer raises TaskDeferred
+
+        self.poke = poke_then_defer  # type: ignore[method-assign]
         try:
-            result = self.poke(context)
-        except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException) as exc:
-            # Same soft_fail / never_fail semantics as BaseSensorOperator.execute.
-            if self.soft_fail:
-                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
-            if getattr(self, "never_fail", False):
-                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
-            raise
-        except AirflowSkipException:
-            raise
-        except Exception as exc:
-            if getattr(self, "never_fail", False):
-                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
-            raise
-        if isinstance(result, PokeReturnValue) and result.is_done:
-            self.log.info("Success criteria met at the first poke; not deferring.")
-            return result.xcom_value
+            return super().execute(context)
+        finally:
+            del self.poke
+
+    def _defer(self, end_time: float) -> None:
+        """Hand the wait to the trigger (raises ``TaskDeferred``)."""
         kind = self._user_id_type()
         args = self._resolved(kind)
         if self._baseline is None:  # pragma: no cover - poke always sets it

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_rtcim.compat import BaseTrigger, TriggerEvent
+from airflow_provider_rtcim.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_rtcim.core.validation import validate_user_id_type
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
         inbox_type: int = 0,
         direction: str = "any",
         min_delta: int = 1,
-        rtcim_conn_id: str = "rtcim_default",
+        rtcim_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 60.0,
         max_qps: float | None = None,
         user_id_type: str | None = "int",

@@ -293,3 +293,59 @@ def test_a_hopeless_failure_names_the_conversation_and_publishes_nothing(
     assert isinstance(info.value, AirflowFailException)
     assert f"conversation_short_id={ids[3]}" in str(info.value) and info.value.code == "PaginationAnomaly"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.rtcim_emulator(users=2, conversations_per_user=12, participants_per_conversation=25)
+def test_the_generic_calls_serve_every_described_action_by_name(rtcim_connection: Emulator) -> None:
+    emu = rtcim_connection
+    hook = RtcImHook()
+    uid, sid = emu.user_ids[0], _ids(emu, 1)[0]
+    # the named methods are wrappers: the generic call by API name gives the same items
+    assert list(hook.iter_action("GetUserConversations", uid, page_size=5)) == list(
+        hook.iter_user_conversations(uid, page_size=5)
+    )
+    assert list(hook.iter_action("ScanConversationParticipantList", sid, reverse=True)) == emu.participants(
+        sid, reverse=True
+    )
+    assert list(hook.iter_action("GetConversationMessages", sid)) == emu.messages(sid)
+    ids = _ids(emu, 5)
+    assert hook.batch_action("BatchGetConversations", ids) == emu.batch_conversations(ids)
+    requests = emu.stats["requests"]
+    # every value is checked by the description before any request
+    with pytest.raises(TypeError, match="GetConversationMessages takes no argument data_type"):
+        hook.iter_action("GetConversationMessages", sid, data_type=1)
+    with pytest.raises(ValueError, match="page_size must be between 1 and 20"):
+        hook.iter_action("GetUserConversations", uid, page_size=21)
+    with pytest.raises(ValueError, match="is not paginated: use batch_action"):
+        hook.iter_action("BatchGetConversations", sid)
+    with pytest.raises(ValueError, match="is paginated: use iter_action"):
+        hook.batch_action("GetUserConversations", [uid])
+    assert emu.stats["requests"] == requests
+
+
+@pytest.mark.rtcim_emulator(users=3, conversations_per_user=8)
+def test_a_sharded_run_reads_its_key_file_twice_checked_then_streamed(
+    rtcim_connection: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_rtcim.operators import engine
+
+    emu = rtcim_connection
+    conv_file = tmp_path / "conversations.jsonl"
+    conv_file.write_text("".join(json.dumps({"ConversationShortId": s}) + "\n" for s in _ids(emu)))
+    opened: list[str] = []
+    real_open = engine.open_lines
+
+    def counting_open(value: Any, *, field: str) -> Any:
+        opened.append(field)
+        return real_open(value, field=field)
+
+    monkeypatch.setattr(engine, "open_lines", counting_open)
+    op = RtcImConversationMessagesOperator(
+        task_id="m", conversations_from=str(conv_file), shard_index=1, shard_count=3, max_workers=2
+    )
+    rows = op.execute({})
+    assert opened == ["conversations_from", "conversations_from"]  # once to check and count, once to list
+    from airflow_provider_rtcim.core.checkpoint import shard_of
+
+    mine = [s for s in _ids(emu) if shard_of(s, 3) == 1]
+    assert [r["MessageId"] for r in rows] == [m["MessageId"] for s in mine for m in emu.messages(s)]

@@ -341,14 +341,14 @@ def test_object_store_writing_at_close_gets_a_real_temporary_object_first(rtcim_
     fs = _attach_closetime(deny=False)
     seen_at_first_request: list[list[str]] = []
     op = Op(task_id="t", participant_user_id=emu.user_ids, output_path="closetime://ok/out/c.jsonl.gz")
-    real_iter = op.hook.iter_user_conversations
+    real_iter = op.hook.iter_listing  # every listing of every operator goes through it
 
     def spying_iter(*args: Any, **kwargs: Any) -> Any:
         if not seen_at_first_request:
             seen_at_first_request.append(sorted(fs.store))
         return real_iter(*args, **kwargs)
 
-    op.hook.iter_user_conversations = spying_iter  # type: ignore[method-assign]
+    op.hook.iter_listing = spying_iter  # type: ignore[method-assign]
     summary = _run(op)
     # the empty temporary object was in the store before the first request
     (before,) = seen_at_first_request

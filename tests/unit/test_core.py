@@ -28,7 +28,7 @@ from airflow_provider_rtcim.core.client import (
 )
 from airflow_provider_rtcim.core.errors import RtcImError, hint_for, is_retryable
 from airflow_provider_rtcim.core.intset import Int64Set
-from airflow_provider_rtcim.core.pagination import iter_items, iter_pages, page_problem
+from airflow_provider_rtcim.core.pagination import Listing, iter_pages, page_problem
 from airflow_provider_rtcim.core.ratelimit import RateLimiter
 from airflow_provider_rtcim.core.signing import Credentials
 
@@ -54,15 +54,15 @@ def test_to_int_rejects_everything_else(value: Any) -> None:
     ("func", "good", "bad", "words"),
     [
         (
-            v.validate_user_id,
+            v.validate_int_user_id,
             [1, "10001", 2**63 - 1],
             [0, -1, 2**63, True, 1.0, None, "x"],
             "participant_user_id",
         ),
         (v.validate_app_id, [1, "123", 2**31 - 1], [0, -5, 2**31, False, 2.0, None], "app_id"),
-        (v.validate_limit, [1, 20, "7"], [0, 21, -1, True, 5.0, None], "limit"),
+        (lambda x: v.validate_page_size(x, "limit"), [1, 20, "7"], [0, 21, -1, True, 5.0, None], "limit"),
         (v.validate_page_size, [1, 20], [0, 21], "page_size"),
-        (v.validate_max_pages, [1, 100_000], [0, -1, True], "max_pages"),
+        (lambda x: v.to_positive_int(x, "max_pages"), [1, 100_000], [0, -1, True], "max_pages"),
         (v.validate_data_type, [0, 1, 2, "1"], [3, -1, True, 1.0, None], "data_type"),
         (v.validate_inbox_type, [0, 3, "2"], [-1, True, 0.0, None], "inbox_type"),
         (v.validate_cursor, [0, 2**62], [-1, True, 1.5], "cursor"),
@@ -78,19 +78,19 @@ def test_validators(func: Any, good: list[Any], bad: list[Any], words: str) -> N
 
 def test_validator_messages_name_allowed_values() -> None:
     with pytest.raises(ValueError, match=r"limit must be between 1 and 20, got 21"):
-        v.validate_limit(21)
+        v.validate_page_size(21, "limit")
     with pytest.raises(ValueError, match=r"data_type must be one of 0 .*1 .*2 .*got 7"):
         v.validate_data_type(7)
     with pytest.raises(ValueError, match=r"inbox_type must be an integer >= 0, got -1"):
         v.validate_inbox_type(-1)
     with pytest.raises(ValueError, match=r"participant_user_id must be a positive integer"):
-        v.validate_user_id(0)
+        v.validate_int_user_id(0)
     with pytest.raises(ValueError, match=r"app_id must be a positive integer"):
         v.validate_app_id("-1")
     with pytest.raises(ValueError, match=r"got a bool"):
         v.validate_app_id(True)
     with pytest.raises(ValueError, match=r"custom must be"):
-        v.validate_user_id("x", "custom")
+        v.validate_int_user_id("x", "custom")
 
 
 def test_validate_bool_action_version() -> None:
@@ -393,7 +393,7 @@ def test_walks_opaque_cursors_verbatim_and_keeps_fields() -> None:
             17: _page([4], False, -1),
         }
     )
-    items = list(iter_items(spec=GUC, fetch_page=fake))
+    items = list(Listing(spec=GUC, fetch_page=fake))
     assert [i["ConversationShortId"] for i in items] == [big, 2, 3, 4]
     assert items[0]["Name"] == f"c{big}"
     assert fake.sent == [0, 9000000000000000001, 17]
@@ -401,7 +401,7 @@ def test_walks_opaque_cursors_verbatim_and_keeps_fields() -> None:
 
 def test_is_lazy() -> None:
     fake = FakePages({0: _page([1], True, 5), 5: _page([2], False)})
-    gen = iter_items(spec=GUC, fetch_page=fake)
+    gen = Listing(spec=GUC, fetch_page=fake)
     assert fake.sent == []
     assert next(gen)["ConversationShortId"] == 1
     assert fake.sent == [0]
@@ -409,26 +409,26 @@ def test_is_lazy() -> None:
 
 def test_empty_pages_with_has_more_go_on() -> None:
     fake = FakePages({0: _page([], True, 3), 3: _page([], True, 8), 8: _page([1, 2], False)})
-    assert [i["ConversationShortId"] for i in iter_items(spec=GUC, fetch_page=fake)] == [1, 2]
+    assert [i["ConversationShortId"] for i in Listing(spec=GUC, fetch_page=fake)] == [1, 2]
     assert fake.sent == [0, 3, 8]
 
 
 def test_missing_infos_is_an_empty_page() -> None:
     fake = FakePages({0: {"HasMore": False}})
-    assert list(iter_items(spec=GUC, fetch_page=fake)) == []
+    assert list(Listing(spec=GUC, fetch_page=fake)) == []
 
 
 def test_duplicates_are_yielded_once() -> None:
     dups: list[tuple[int, int]] = []
     fake = FakePages({0: _page([1, 2, 2], True, 5), 5: _page([2, 3, 1], False)})
-    items = list(iter_items(spec=GUC, fetch_page=fake, on_duplicate=lambda i, p: dups.append((i, p))))
+    items = list(Listing(spec=GUC, fetch_page=fake, on_duplicate=lambda i, p: dups.append((i, p))))
     assert [i["ConversationShortId"] for i in items] == [1, 2, 3]
     assert dups == [(2, 1), (2, 2), (1, 2)]
 
 
 def test_stuck_cursor_raises_naming_what_cursor_and_page() -> None:
     fake = FakePages({0: _page([1], True, 4), 4: _page([2], True, 4)})
-    gen = iter_items(spec=GUC, fetch_page=fake, what="user 10001's conversations")
+    gen = Listing(spec=GUC, fetch_page=fake, what="user 10001's conversations")
     with pytest.raises(RtcImError) as info:
         list(gen)
     err = info.value
@@ -443,14 +443,14 @@ def test_stuck_cursor_raises_naming_what_cursor_and_page() -> None:
 def test_negative_cursor_with_has_more_raises() -> None:
     fake = FakePages({0: _page([1], True, -1)})
     with pytest.raises(RtcImError, match=r"negative NextCursor -1") as info:
-        list(iter_items(spec=GUC, fetch_page=fake))
+        list(Listing(spec=GUC, fetch_page=fake))
     assert info.value.code == "PaginationAnomaly"
 
 
 def test_cursor_cycle_raises() -> None:
     fake = FakePages({0: _page([1], True, 5), 5: _page([2], True, 9), 9: _page([3], True, 5)})
     with pytest.raises(RtcImError, match=r"cycle") as info:
-        list(iter_items(spec=GUC, fetch_page=fake))
+        list(Listing(spec=GUC, fetch_page=fake))
     assert info.value.code == "PaginationAnomaly"
     assert fake.sent == [0, 5, 9]
 
@@ -461,7 +461,7 @@ def test_missing_or_non_int_next_cursor_with_has_more_raises(bad: Any) -> None:
     if bad is not None:
         page["NextCursor"] = bad
     with pytest.raises(RtcImError, match=r"NextCursor is .*not an integer") as info:
-        list(iter_items(spec=GUC, fetch_page=FakePages({0: page})))
+        list(Listing(spec=GUC, fetch_page=FakePages({0: page})))
     assert info.value.code == "PaginationAnomaly"
 
 
@@ -469,24 +469,22 @@ def test_max_pages_bounds_every_listing() -> None:
     pages = {i: _page([i + 1], True, i + 1) for i in range(100)}
     fake = FakePages(pages)
     with pytest.raises(RtcImError, match=r"max_pages=10") as info:
-        list(iter_items(spec=GUC, fetch_page=fake, max_pages=10))
+        list(Listing(spec=GUC, fetch_page=fake, max_pages=10))
     assert info.value.code == "PaginationAnomaly"
     assert len(fake.sent) == 10
     # exactly max_pages pages that end the listing is fine
     fake2 = FakePages({0: _page([1], True, 1), 1: _page([2], False)})
-    assert len(list(iter_items(spec=GUC, fetch_page=fake2, max_pages=2))) == 2
+    assert len(list(Listing(spec=GUC, fetch_page=fake2, max_pages=2))) == 2
 
 
 def test_malformed_pages_raise() -> None:
     with pytest.raises(RtcImError, match="not a list"):
-        list(
-            iter_items(spec=GUC, fetch_page=FakePages({0: {"ConversationInfos": {"a": 1}, "HasMore": False}}))
-        )
+        list(Listing(spec=GUC, fetch_page=FakePages({0: {"ConversationInfos": {"a": 1}, "HasMore": False}})))
     with pytest.raises(RtcImError, match="HasMore"):
-        list(iter_items(spec=GUC, fetch_page=FakePages({0: {"ConversationInfos": [], "HasMore": "yes"}})))
+        list(Listing(spec=GUC, fetch_page=FakePages({0: {"ConversationInfos": [], "HasMore": "yes"}})))
     with pytest.raises(RtcImError, match="without an integer ConversationShortId"):
         list(
-            iter_items(
+            Listing(
                 spec=GUC,
                 fetch_page=FakePages(
                     {0: {"ConversationInfos": [{"ConversationShortId": "7"}], "HasMore": False}}
@@ -505,7 +503,7 @@ def test_a_page_without_a_bool_has_more_never_ends_the_listing_silently(has_more
     fake = FakePages({0: _page([1], True, 5), 5: last})
     seen: list[int] = []
     with pytest.raises(RtcImError, match="HasMore") as info:
-        for item in iter_items(spec=GUC, fetch_page=fake):
+        for item in Listing(spec=GUC, fetch_page=fake):
             seen.append(item["ConversationShortId"])
     assert info.value.code == "MalformedResponse"
     assert info.value.retryable
@@ -521,7 +519,7 @@ def test_error_class_is_used() -> None:
         pass
 
     with pytest.raises(MyError):
-        list(iter_items(spec=GUC, fetch_page=FakePages({0: _page([1], True, 0)}), error_class=MyError))
+        list(Listing(spec=GUC, fetch_page=FakePages({0: _page([1], True, 0)}), error_class=MyError))
 
 
 def test_max_pages_validated() -> None:
@@ -832,7 +830,7 @@ class EndlessPages:
 def test_endless_empty_pages_stop_after_100_pages_without_new_items() -> None:
     fake = EndlessPages()
     with pytest.raises(RtcImError) as info:
-        list(iter_items(spec=GUC, fetch_page=fake, what="user 10001's conversations"))
+        list(Listing(spec=GUC, fetch_page=fake, what="user 10001's conversations"))
     err = info.value
     assert err.code == "PaginationAnomaly" and err.action == "GetUserConversations"
     assert len(fake.sent) == 100  # the default guard, far below max_pages
@@ -844,7 +842,7 @@ def test_endless_empty_pages_stop_after_100_pages_without_new_items() -> None:
 
 def test_endless_duplicate_pages_stop_too_after_the_new_items() -> None:
     fake = EndlessPages(lambda n: [1, 2] if n <= 2 else [2, 1])
-    gen = iter_items(spec=GUC, fetch_page=fake, max_pages_without_new_items=5)
+    gen = Listing(spec=GUC, fetch_page=fake, max_pages_without_new_items=5)
     assert [next(gen)["ConversationShortId"] for _ in range(2)] == [1, 2]
     with pytest.raises(RtcImError, match=r"5 pages in a row \(pages 2-6\)") as info:
         list(gen)
@@ -859,18 +857,18 @@ def test_a_new_item_resets_the_run_and_a_last_page_ends_normally() -> None:
     pages[len(script)] = _page([], False, -1)
     fake = FakePages(pages)
     assert [
-        i["ConversationShortId"] for i in iter_items(spec=GUC, fetch_page=fake, max_pages_without_new_items=5)
+        i["ConversationShortId"] for i in Listing(spec=GUC, fetch_page=fake, max_pages_without_new_items=5)
     ] == [7]
     assert len(fake.sent) == 10
     # a last page (HasMore false) after the limit's worth of empty pages is still the end
     pages = {c: _page([], True, c + 1) for c in range(2)}
     pages[2] = _page([], False, -1)
-    assert list(iter_items(spec=GUC, fetch_page=FakePages(pages), max_pages_without_new_items=3)) == []
+    assert list(Listing(spec=GUC, fetch_page=FakePages(pages), max_pages_without_new_items=3)) == []
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "100", None])
 def test_max_pages_without_new_items_must_be_a_positive_int(bad: Any) -> None:
     fake = FakePages({0: _page([1], False)})
     with pytest.raises(ValueError, match="max_pages_without_new_items"):
-        list(iter_items(spec=GUC, fetch_page=fake, max_pages_without_new_items=bad))
+        list(Listing(spec=GUC, fetch_page=fake, max_pages_without_new_items=bad))
     assert fake.sent == []

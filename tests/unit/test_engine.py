@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_rtcim.core.actions import (
+    ACTIONS,
     GET_CONVERSATION_MESSAGES,
     GET_USER_CONVERSATIONS,
-    PAGED_ACTIONS,
     SCAN_CONVERSATION_PARTICIPANTS,
+    PagedAction,
 )
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.fanout import Cancelled, FanOut, StoppedError
@@ -30,8 +31,8 @@ from airflow_provider_rtcim.core.keys import (
     parse_key_range,
     plan_key_ranges,
 )
-from airflow_provider_rtcim.core.pagination import iter_items
-from airflow_provider_rtcim.core.validation import validate_user_id
+from airflow_provider_rtcim.core.pagination import Listing
+from airflow_provider_rtcim.core.validation import validate_int_user_id
 
 # ---------------------------------------------------------------------------------------
 # descriptions and their pagination dialects
@@ -39,10 +40,14 @@ from airflow_provider_rtcim.core.validation import validate_user_id
 
 
 def test_each_action_names_its_own_dialect() -> None:
-    assert set(PAGED_ACTIONS) == {
+    assert {name for name, a in ACTIONS.items() if isinstance(a, PagedAction)} == {
         "GetUserConversations",
         "ScanConversationParticipantList",
         "GetConversationMessages",
+        "ListFriend",
+        "GetBlackList",
+        "GetParticipantReadIndex",
+        "BatchGetBlockParticipants",
     }
     assert (GET_USER_CONVERSATIONS.items_key, GET_USER_CONVERSATIONS.next_cursor_field) == (
         "ConversationInfos",
@@ -84,7 +89,7 @@ def test_messages_follow_new_cursor_and_tell_where_to_resume() -> None:
             3: {"Messages": _messages(3), "HasMore": False, "NewCursor": 4},
         }
     )
-    listing = iter_items(fake, spec=GET_CONVERSATION_MESSAGES)
+    listing = Listing(fake, spec=GET_CONVERSATION_MESSAGES)
     assert [m["IndexInConversation"] for m in listing] == [1, 2, 3]
     assert fake.sent == [0, 3]
     assert (listing.resume_cursor, listing.last_position, listing.pages) == (4, 3, 2)
@@ -104,7 +109,7 @@ def test_a_resumed_listing_never_doubles_a_message_whatever_the_cursor(last_curs
     }
     if last_cursor is not None:
         pages[3]["NewCursor"] = last_cursor
-    listing = iter_items(Pages(pages), spec=GET_CONVERSATION_MESSAGES, after_position=3)
+    listing = Listing(Pages(pages), spec=GET_CONVERSATION_MESSAGES, after_position=3)
     assert [m["IndexInConversation"] for m in listing] == [4, 5]
     assert listing.skipped == 4 and listing.last_position == 5
     assert listing.resume_cursor == resume
@@ -112,13 +117,13 @@ def test_a_resumed_listing_never_doubles_a_message_whatever_the_cursor(last_curs
 
 def test_after_position_needs_an_action_with_positions() -> None:
     with pytest.raises(ValueError, match="no position"):
-        iter_items(Pages({}), spec=GET_USER_CONVERSATIONS, after_position=3)
+        Listing(Pages({}), spec=GET_USER_CONVERSATIONS, after_position=3)
 
 
 def test_a_message_without_a_position_is_malformed() -> None:
     fake = Pages({0: {"Messages": [{"MessageId": 5}], "HasMore": False, "NewCursor": 1}})
     with pytest.raises(RtcImError, match="IndexInConversation") as info:
-        list(iter_items(fake, spec=GET_CONVERSATION_MESSAGES))
+        list(Listing(fake, spec=GET_CONVERSATION_MESSAGES))
     assert info.value.code == "MalformedResponse"
 
 
@@ -130,19 +135,19 @@ def test_a_negative_next_cursor_ends_a_member_listing_whatever_has_more_says() -
             5: {"Participants": [{"ParticipantUserId": 2}], "HasMore": True, "NextCursor": -1},
         }
     )
-    ids = [p["ParticipantUserId"] for p in iter_items(fake, spec=SCAN_CONVERSATION_PARTICIPANTS)]
+    ids = [p["ParticipantUserId"] for p in Listing(fake, spec=SCAN_CONVERSATION_PARTICIPANTS)]
     assert ids == [1, 2] and fake.sent == [0, 5]
     # for conversations the same page is an anomaly, not an end
     fake2 = Pages({0: {"ConversationInfos": [{"ConversationShortId": 1}], "HasMore": True, "NextCursor": -1}})
     with pytest.raises(RtcImError, match="negative NextCursor") as info:
-        list(iter_items(fake2, spec=GET_USER_CONVERSATIONS))
+        list(Listing(fake2, spec=GET_USER_CONVERSATIONS))
     assert info.value.code == "PaginationAnomaly"
 
 
 def test_stuck_new_cursor_names_the_field() -> None:
     fake = Pages({0: {"Messages": _messages(1), "HasMore": True, "NewCursor": 0}})
     with pytest.raises(RtcImError, match="NewCursor 0 equals the cursor just sent") as info:
-        list(iter_items(fake, spec=GET_CONVERSATION_MESSAGES))
+        list(Listing(fake, spec=GET_CONVERSATION_MESSAGES))
     assert info.value.code == "PaginationAnomaly"
 
 
@@ -156,7 +161,7 @@ def test_string_member_ids_are_deduplicated() -> None:
             },
         }
     )
-    listing = iter_items(fake, spec=SCAN_CONVERSATION_PARTICIPANTS)
+    listing = Listing(fake, spec=SCAN_CONVERSATION_PARTICIPANTS)
     assert [p["ParticipantUserIdStr"] for p in listing] == ["007", "7"]
     assert listing.duplicates == 1
 
@@ -167,10 +172,10 @@ def test_string_member_ids_are_deduplicated() -> None:
 
 
 def test_key_lists_and_ranges() -> None:
-    assert parse_key_list("[1, 2]", field="f", validate=validate_user_id) == [1, 2]
-    assert parse_key_list("3, 4", field="f", validate=validate_user_id) == [3, 4]
+    assert parse_key_list("[1, 2]", field="f", validate=validate_int_user_id) == [1, 2]
+    assert parse_key_list("3, 4", field="f", validate=validate_int_user_id) == [3, 4]
     with pytest.raises(ValueError, match=r"f\[1\]"):
-        parse_key_list([1, "x"], field="f", validate=validate_user_id)
+        parse_key_list([1, "x"], field="f", validate=validate_int_user_id)
     assert parse_key_range(None) is None
     assert parse_key_range([2, 5]) == (2, 5)
     assert parse_key_range("[2, null]") == (2, None)
@@ -215,18 +220,18 @@ def test_plan_key_ranges_fit_the_map_length() -> None:
 
 def test_key_files() -> None:
     lines = [b"1\n", b"\n", b" 2 \r\n", b"3"]
-    assert list(keys_from_lines(lines, source="ids.txt", validate=validate_user_id)) == [1, 2, 3]
+    assert list(keys_from_lines(lines, source="ids.txt", validate=validate_int_user_id)) == [1, 2, 3]
     with pytest.raises(ValueError, match=r"ids\.txt line 2"):
-        list(keys_from_lines([b"1\n", b"x\n"], source="ids.txt", validate=validate_user_id))
+        list(keys_from_lines([b"1\n", b"x\n"], source="ids.txt", validate=validate_int_user_id))
     rows = [b'{"ConversationShortId": 9007199254740993}\n', b"\n", b'{"ConversationShortId": 5}\n']
-    assert list(conversation_ids_from_jsonl(rows, source="c", validate=validate_user_id)) == [
+    assert list(conversation_ids_from_jsonl(rows, source="c", validate=validate_int_user_id)) == [
         9007199254740993,
         5,
     ]
     with pytest.raises(ValueError, match="c line 1 has no ConversationShortId"):
-        list(conversation_ids_from_jsonl([b'{"x": 1}'], source="c", validate=validate_user_id))
+        list(conversation_ids_from_jsonl([b'{"x": 1}'], source="c", validate=validate_int_user_id))
     with pytest.raises(ValueError, match="c line 1 is not JSON"):
-        list(conversation_ids_from_jsonl([b"{"], source="c", validate=validate_user_id))
+        list(conversation_ids_from_jsonl([b"{"], source="c", validate=validate_int_user_id))
 
 
 # ---------------------------------------------------------------------------------------

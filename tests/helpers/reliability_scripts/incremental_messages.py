@@ -36,21 +36,21 @@ def _stall(step: str) -> None:
 
 def _install_stall(step: str) -> None:
     from airflow_provider_rtcim import storage
-    from airflow_provider_rtcim.operators import rtcim
+    from airflow_provider_rtcim.operators import incremental
 
-    op_class = rtcim.RtcImConversationMessagesOperator
-    real_write = rtcim.write_atomically
+    commit_class = incremental.IncrementalCommit
+    real_write = incremental.write_atomically
     real_publish = storage.AtomicFile.publish
-    real_remove = rtcim.remove_if_exists
+    real_remove = incremental.remove_if_exists
 
     if step == "listing":
-        real_key_done = op_class._key_done
+        real_record = commit_class.record
 
-        def key_done(self, key, listing):  # type: ignore[no-untyped-def]
-            real_key_done(self, key, listing)
+        def record(self, key, listing):  # type: ignore[no-untyped-def]
+            real_record(self, key, listing)
             _stall(step)
 
-        op_class._key_done = key_done  # type: ignore[method-assign]
+        commit_class.record = record  # type: ignore[method-assign]
 
     def write(value, data, *, field):  # type: ignore[no-untyped-def]
         which = "pending" if field == "pending checkpoint" else "commit"
@@ -74,9 +74,9 @@ def _install_stall(step: str) -> None:
             _stall(step)
         real_remove(path)
 
-    rtcim.write_atomically = write
+    incremental.write_atomically = write
     storage.AtomicFile.publish = publish  # type: ignore[method-assign]
-    rtcim.remove_if_exists = remove
+    incremental.remove_if_exists = remove
 
 
 def main() -> None:
