@@ -47,12 +47,13 @@ from airflow_provider_rtcim.core.keys import (
     parse_key_list,
     parse_key_range,
 )
-from airflow_provider_rtcim.core.sink import JsonlSink, Spool, is_gzip_name, output_asset_uri
+from airflow_provider_rtcim.core.sink import JsonlSink, Spool, is_gzip_name, output_asset_uri, spool_directory
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImInvalidArgument, RtcImListingFailed
 from airflow_provider_rtcim.storage import (
     AtomicFile,
     HashingWriter,
     check_path,
+    check_writable,
     checkpoint_layouts,
     file_digest,
     open_lines,
@@ -464,11 +465,9 @@ class RtcImListingOperator(BaseOperator):
     def _execute_to_file(
         self, keys: _Keys, request: dict[str, Any], out: AtomicFile, context: Context
     ) -> dict[str, Any]:
-        import tempfile
-
         sink = JsonlSink(out.raw, compress=is_gzip_name(out.target.name))
         started = _utcnow()
-        with tempfile.TemporaryDirectory(prefix="rtcim-spool-") as spool_dir:
+        with spool_directory() as spool_dir:  # removes the spool directories of killed tasks
             self._log_start(keys, request, str(out.target))
             stats = self._fetch_all(
                 keys,
@@ -1184,6 +1183,7 @@ class RtcImConversationMessagesOperator(_ConversationListingOperator):
         base = to_storage_path(self.checkpoint_path, field="checkpoint_path")
         target = base.parent / checkpoint.shard_name(base.name, shard)
         pending = target.parent / checkpoint.pending_name(target.name)
+        check_writable(target, field="checkpoint_path")  # a missing bucket, refused keys: fail now
         output = str(to_storage_path(self.output_path))
         committed = self._read_checkpoint(target)
         if committed is not None:
@@ -1220,6 +1220,8 @@ class RtcImConversationMessagesOperator(_ConversationListingOperator):
             remove_if_exists(pending)
             if decision.action == "roll_back" and leftover is not None and leftover.output is not None:
                 remove_stale_temps(to_storage_path(leftover.output["path"], field="the pending output"))
+        if committed is not None and committed.output is not None:  # a try killed mid-rename
+            remove_stale_temps(to_storage_path(committed.output["path"], field="the committed output"))
         run = _run_identity(context, self.task_id)
         if checkpoint.retry_decision(committed, output_path=output, run=run):
             assert committed is not None and committed.summary is not None
