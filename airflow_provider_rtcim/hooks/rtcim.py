@@ -91,7 +91,7 @@ from airflow_provider_rtcim.core.validation import (
     validate_region,
     validate_user_id_type,
 )
-from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound, RtcImFatalError
 
 if TYPE_CHECKING:
     from airflow_provider_rtcim.compat import Connection
@@ -128,7 +128,8 @@ class RtcImConnectionSettings:
 def _config_error(conn_id: str, message: str) -> RtcImApiError:
     """``Connection 'x' has no AppId: ...`` (a missing field) or ``Connection 'x': extra.timeout ...`` (a bad value)."""
     separator = " " if message.startswith("has ") else ": "
-    return RtcImApiError(f"Connection {conn_id!r}{separator}{message}", code=CODE_CONFIG)
+    # fatal (an AirflowFailException): the task's retries would all fail the same way
+    return RtcImFatalError(f"Connection {conn_id!r}{separator}{message}", code=CODE_CONFIG)
 
 
 def parse_connection(
