@@ -69,7 +69,7 @@ def explain_storage_error(exc: BaseException, value: Any) -> str:
         else ""
     )
     if isinstance(exc, PermissionError):
-        return f"access denied ({text}): check the connection's credentials and their rights on it{conn_hint}"
+        return f"{text}: access denied: check the connection's credentials and their rights on it{conn_hint}"
     if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():
         return f"{text}: create the bucket or fix its name{conn_hint}"
     return text

@@ -36,8 +36,7 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 import pytest  # noqa: E402
 
-# s3_server (tests/helpers/s3_server.py): a real S3 API, moto's server on loopback.
-pytest_plugins = ["airflow_provider_rtcim.emulator.pytest_plugin", "s3_server"]
+pytest_plugins = ["airflow_provider_rtcim.emulator.pytest_plugin"]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

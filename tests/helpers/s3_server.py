@@ -1,7 +1,7 @@
 """A real S3 API for the tests: moto's server on 127.0.0.1 (a free port), and an Airflow AWS
 connection pointing at it.
 
-Registered as a pytest plugin by ``tests/conftest.py``. Fixtures:
+Its fixtures are imported by ``tests/integration/conftest.py``:
 
 - ``s3_server`` (session): the endpoint URL of a ``ThreadedMotoServer`` started once.
 - ``s3_store`` (function): a new empty bucket, the connection ``AIRFLOW_CONN_RTCIM_S3``

@@ -142,23 +142,36 @@ def _missing(store: s3_server.S3Store, key: str) -> str:
     return f"s3://{store.conn_id}@no-such-bucket-{uuid.uuid4().hex[:8]}/{key}"
 
 
-@pytest.mark.parametrize("field", ["output_path", "checkpoint_path", "conversations_from"])
+PATH_FIELDS = ["output_path", "checkpoint_path", "conversations_from", "participant_user_ids_from"]
+
+
+def _task_with(field: str, bad: str, emu: Emulator, output: str, checkpoint: str) -> Any:
+    """A task whose ``field`` is ``bad`` and whose other paths are fine."""
+    if field == "participant_user_ids_from":
+        return RtcImGetUserConversationsOperator(
+            task_id="c", participant_user_ids_from=bad, output_path=output
+        )
+    args: dict[str, Any] = {
+        "output_path": output,
+        "conversation_short_id": emu.conversation_ids(),
+        "checkpoint_path": checkpoint,
+    }
+    if field == "conversations_from":
+        del args["conversation_short_id"]
+    args[field] = bad
+    return RtcImConversationMessagesOperator(task_id="m", **args)
+
+
+@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.rtcim_emulator(**EMU)
 def test_a_missing_bucket_fails_at_once_naming_the_argument_and_the_path(
     s3_store: s3_server.S3Store, rtcim_connection: Emulator, field: str
 ) -> None:
-    args: dict[str, Any] = {
-        "output_path": s3_store.url("out/x.jsonl"),
-        "conversation_short_id": rtcim_connection.conversation_ids(),
-        "checkpoint_path": s3_store.url("ckpt/messages.json"),
-    }
-    if field == "conversations_from":
-        del args["conversation_short_id"]
     bad = _missing(s3_store, "some/file.json")
-    args[field] = bad
+    op = _task_with(field, bad, rtcim_connection, s3_store.url("out/x.jsonl"), s3_store.url("ckpt/m.json"))
     rtcim_connection.reset_stats()
     with pytest.raises(RtcImInvalidArgument) as caught:
-        RtcImConversationMessagesOperator(task_id="m", **args).execute({"run_id": "r"})
+        op.execute({"run_id": "r"})
     assert isinstance(caught.value, AirflowFailException)  # no task retries spent on it
     text = str(caught.value)
     assert text.startswith(f"{field} {bad!r} cannot be"), text
@@ -167,7 +180,7 @@ def test_a_missing_bucket_fails_at_once_naming_the_argument_and_the_path(
     assert s3_store.object_keys() == []
 
 
-@pytest.mark.parametrize("field", ["output_path", "checkpoint_path", "conversations_from"])
+@pytest.mark.parametrize("field", PATH_FIELDS)
 @pytest.mark.rtcim_emulator(**EMU)
 def test_refused_credentials_fail_at_once_naming_the_argument_and_the_path(
     s3_auth_server: str,
@@ -177,17 +190,10 @@ def test_refused_credentials_fail_at_once_naming_the_argument_and_the_path(
     field: str,
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_BAD_S3", s3_server.connection_json(s3_auth_server, key="AKIDWRONG"))
-    args: dict[str, Any] = {
-        "output_path": str(tmp_path / "out.jsonl"),
-        "conversation_short_id": rtcim_connection.conversation_ids(),
-        "checkpoint_path": str(tmp_path / "ckpt.json"),
-    }
-    if field == "conversations_from":
-        del args["conversation_short_id"]
     bad = "s3://bad_s3@bucket/some/file.json"
-    args[field] = bad
+    op = _task_with(field, bad, rtcim_connection, str(tmp_path / "out.jsonl"), str(tmp_path / "ckpt.json"))
     with pytest.raises(RtcImInvalidArgument) as caught:
-        RtcImConversationMessagesOperator(task_id="m", **args).execute({"run_id": "r"})
+        op.execute({"run_id": "r"})
     text = str(caught.value)
     assert text.startswith(f"{field} {bad!r} cannot be"), text
     assert "access denied" in text and "credentials" in text
