@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import s3_server
+from killing import stall_then_kill
 
 from airflow_provider_rtcim.compat import AirflowFailException
 from airflow_provider_rtcim.emulator import Emulator
@@ -43,26 +41,6 @@ def _rows(data: bytes) -> list[dict[str, Any]]:
 def _env() -> dict[str, str]:
     path = os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])
     return {**os.environ, "PYTHONPATH": path}
-
-
-def _stall_then_kill(args: list[str], marker: str, env: dict[str, str], log: Path) -> None:
-    """Run ``args``, wait for the line ``marker``, then SIGKILL the process."""
-    with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=err)
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.decode().strip()
-                if line == marker:
-                    break
-                assert not line.startswith("{"), f"the process finished instead of stalling at {marker}"
-            else:
-                raise AssertionError(f"the process exited before {marker}: " + log.read_text()[-3000:])
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.kill()
-            proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,7 +197,7 @@ def test_an_unfinished_multipart_upload_of_a_killed_try_is_aborted_by_the_retry(
     s3_store: s3_server.S3Store, tmp_path: Path
 ) -> None:
     target = s3_store.url("out/big.jsonl")
-    _stall_then_kill([str(SCRIPTS / "s3_upload.py"), target], "UPLOADING", _env(), tmp_path / "killed.log")
+    stall_then_kill([str(SCRIPTS / "s3_upload.py"), target], "UPLOADING", _env(), tmp_path / "killed.log")
     left = s3_store.uploads()
     assert len(left) == 1 and left[0].startswith("out/.big.jsonl.") and left[0].endswith(".tmp")
     other = s3_store.client.create_multipart_upload(Bucket=s3_store.bucket, Key="out/.other.jsonl.abc.tmp")
@@ -246,7 +224,7 @@ def test_a_rename_killed_between_copy_and_delete_leaves_no_temporary_object(
         "checkpoint_path": ckpt,
         "run_id": "run-1",
     }
-    _stall_then_kill(
+    stall_then_kill(
         [str(SCRIPTS / "incremental_messages.py"), json.dumps(job)],
         "STALLED publish_copied",
         {**_env(), "RTCIM_TEST_STALL": "publish_copied"},
