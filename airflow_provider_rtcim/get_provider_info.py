@@ -18,7 +18,9 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-rtcim",
         "name": HOOK_NAME,
-        "description": "Volcengine RTC IM OpenAPI: list users' conversations, sense changes.",
+        "description": "Volcengine RTC IM OpenAPI: export an app's IM data (conversations, members, "
+        "messages and more; messages incrementally) to JSON Lines on any object store, and wait "
+        "for changes with a sensor.",
         "versions": [__version__],
         "integrations": [
             {

@@ -51,6 +51,39 @@ def check_path(value: Any, *, field: str = "output_path", rendered: bool) -> Non
     )
 
 
+def explain_storage_error(exc: BaseException, value: Any) -> str:
+    """What went wrong with an object store, and what to check, in one line (no secret).
+
+    A missing bucket and refused credentials are named as such (s3fs reports them as
+    ``FileNotFoundError("The specified bucket does not exist")`` and ``PermissionError:
+    Forbidden``), with the connection id form ``s3://conn_id@bucket/...`` when the URL has none.
+    """
+    text = str(exc) or type(exc).__name__
+    url = str(value).strip()
+    scheme, sep, rest = url.partition("://")
+    no_conn = bool(sep) and scheme not in ("file", "local", "memory") and "@" not in rest.split("/", 1)[0]
+    conn_hint = (
+        f" (the URL names no connection: Airflow used the default credentials of {scheme}://; "
+        f"name one as {scheme}://<conn_id>@{rest})"
+        if no_conn
+        else ""
+    )
+    if isinstance(exc, PermissionError):
+        return f"{text}: access denied: check the connection's credentials and their rights on it{conn_hint}"
+    if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():
+        return f"{text}: create the bucket or fix its name{conn_hint}"
+    return text
+
+
+def check_writable(value: Any, *, field: str) -> None:
+    """Create and delete an empty temporary object next to ``value`` (``ValueError`` naming
+    ``field`` and the path when that fails: a missing bucket, refused credentials ...).
+
+    Run before any API request, so that a path no retry can fix fails the task at once.
+    """
+    AtomicFile.open(value, field=field).discard()
+
+
 def to_storage_path(value: Any, *, field: str = "output_path") -> ObjectStoragePath:
     """A rendered path or URL as an ``ObjectStoragePath`` naming a file (``ValueError`` otherwise)."""
     from airflow_provider_rtcim.compat import ObjectStoragePath
@@ -76,7 +109,9 @@ def open_lines(value: Any, *, field: str) -> Iterator[bytes]:
     try:
         raw = path.open("rb")
     except Exception as exc:
-        raise ValueError(f"{field} {str(value)!r} cannot be read: {exc}") from exc
+        raise ValueError(
+            f"{field} {str(value)!r} cannot be read: {explain_storage_error(exc, value)}"
+        ) from exc
     with raw:
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw  # type: ignore[assignment]
         try:
@@ -124,7 +159,9 @@ class AtomicFile:
                     if tmp.fs.exists(tmp.path):
                         tmp.fs.rm(tmp.path)
             remove_empty_dirs(created)
-            raise ValueError(f"{field} {str(value)!r} cannot be written: {exc}") from exc
+            raise ValueError(
+                f"{field} {str(value)!r} cannot be written: {explain_storage_error(exc, value)}"
+            ) from exc
         return cls(target, tmp, raw, created)
 
     def publish(self) -> None:
@@ -194,7 +231,9 @@ def remove_stale_temps(target: ObjectStoragePath) -> None:
     """Delete temporary siblings of ``target`` left by earlier tries that were killed.
 
     A killed process cannot clean up; its ``.<name>.<token>.tmp`` stays (hidden, so no
-    reader mistakes it for output). Once this run has published, those are garbage.
+    reader mistakes it for output), and on S3 so does the multipart upload it had started
+    (invisible in listings, billed until aborted): both are aborted here. Call it once the
+    output is published (a retry), or when the output is known to be committed (a later run).
     """
     pattern = f"{target.parent.path.rstrip('/')}/{temp_name_for(target.name, '*')}"
     try:
@@ -203,6 +242,44 @@ def remove_stale_temps(target: ObjectStoragePath) -> None:
             log.info("Removed %s, left behind by an earlier try that was killed", stale)
     except Exception:
         log.warning("Could not look for stale temporary objects next to %s", target, exc_info=True)
+    try:
+        abort_stale_uploads(target)
+    except Exception:
+        log.warning("Could not look for unfinished uploads next to %s", target, exc_info=True)
+
+
+def abort_stale_uploads(target: ObjectStoragePath) -> list[str]:
+    """Abort the unfinished S3 multipart uploads of ``target``'s temporary objects; return their keys.
+
+    Only on stores with an S3 API (s3fs); elsewhere nothing to do (GCS and Azure expire
+    unfinished uploads by themselves). Lists the uploads under the temporary objects' own
+    prefix, so nothing but this target's temporaries is ever touched.
+    """
+    call = getattr(target.fs, "call_s3", None)
+    if call is None or (target.protocol or "") not in ("s3", "s3a"):
+        return []
+    bucket, _, key = target.path.partition("/")
+    directory = key.rpartition("/")[0]
+    prefix = f"{directory}/" if directory else ""
+    head, _, tail = temp_name_for(target.name, "\0").partition("\0")  # ".<name>." and ".tmp"
+    own = re.compile(re.escape(prefix + head) + r"[^/]+" + re.escape(tail))
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix + head}
+    aborted: list[str] = []
+    for _ in range(1000):  # pages of 1000 uploads: a bound, not a limit anyone reaches
+        page = call("list_multipart_uploads", **request)
+        for upload in page.get("Uploads", []):
+            if own.fullmatch(upload["Key"]):
+                call("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted.append(upload["Key"])
+                log.info(
+                    "Aborted the unfinished upload of %s/%s, left by a try that was killed",
+                    bucket,
+                    upload["Key"],
+                )
+        if not page.get("IsTruncated"):
+            break
+        request.update(KeyMarker=page.get("NextKeyMarker"), UploadIdMarker=page.get("NextUploadIdMarker"))
+    return aborted
 
 
 class HashingWriter:
@@ -345,8 +422,11 @@ def reshard_checkpoints(checkpoint_path: Any, shard_count: int | None) -> list[s
 __all__ = [
     "AtomicFile",
     "HashingWriter",
+    "abort_stale_uploads",
     "check_path",
+    "check_writable",
     "checkpoint_layouts",
+    "explain_storage_error",
     "file_digest",
     "open_lines",
     "read_bytes_if_exists",

@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,8 +34,12 @@ __all__ = [
     "is_templated",
     "output_asset_uri",
     "read_jsonl",
+    "remove_orphan_spools",
+    "spool_directory",
     "temp_name_for",
 ]
+
+log = logging.getLogger(__name__)
 
 _COPY_BUFFER = 1024 * 1024  # one merge at a time: a large buffer is cheap there
 _SPOOL_BUFFER = 64 * 1024  # one per worker thread: keep it small (16 workers x 1 MiB was 16 MB)
@@ -128,6 +134,102 @@ class Spool:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+SPOOL_PREFIX = "rtcim-spool-"
+_OWNER_LOCK = ".owner.lock"
+# A spool directory without an owner lock (made by a version before the lock, or by a process
+# killed while creating it) is removed once nothing in it has changed for this long.
+_UNLOCKED_SPOOL_MAX_AGE = 24 * 3600.0
+
+
+@contextlib.contextmanager
+def spool_directory(base: str | None = None) -> Iterator[str]:
+    """A fresh local directory for spools (``rtcim-spool-<pid>-...`` in the temp directory).
+
+    The owner holds an exclusive ``flock`` on the directory's ``.owner.lock`` while it lives;
+    the kernel releases it when the process dies, however it dies. Before making its own, it
+    removes the spool directories of owners that are gone (SIGKILL, OOM kill): see
+    :func:`remove_orphan_spools`. A lock, not a pid, says who is alive: pids are reused.
+    """
+    base = base or tempfile.gettempdir()
+    remove_orphan_spools(base)
+    path = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-", dir=base)
+    lock_fd = _lock_owner(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+def _lock_owner(path: str) -> int | None:
+    """Lock ``path/.owner.lock`` for this process; None where ``flock`` does not exist.
+
+    The lock file is made and locked under a private name, then renamed: a sweeper never
+    sees it unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no sweeping either
+        return None
+    private = os.path.join(path, f"{_OWNER_LOCK}.{os.getpid()}")
+    fd = os.open(private, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.rename(private, os.path.join(path, _OWNER_LOCK))
+    return fd
+
+
+def remove_orphan_spools(base: str | None = None, *, now: float | None = None) -> list[str]:
+    """Remove the spool directories under ``base`` whose owner process is gone; return them.
+
+    Owned directories are removed when their ``.owner.lock`` can be locked (the owner's lock
+    died with it); directories with no lock file, when nothing in them changed for 24 hours.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return []
+    base = base or tempfile.gettempdir()
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(SPOOL_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(base, name)
+        try:
+            fd = os.open(os.path.join(path, _OWNER_LOCK), os.O_RDWR)
+        except FileNotFoundError:
+            if os.path.isdir(path) and now - _newest_mtime(path) > _UNLOCKED_SPOOL_MAX_AGE:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            continue
+        except OSError:
+            continue  # not ours to look into (another user's)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its owner is alive
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    for path in removed:
+        log.info("Removed the spool directory %s of a process that is gone (killed)", path)
+    return removed
+
+
+def _newest_mtime(path: str) -> float:
+    newest = os.stat(path).st_mtime
+    with contextlib.suppress(OSError), os.scandir(path) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
 
 
 def read_jsonl(raw: IO[bytes], *, compressed: bool = False) -> Iterable[dict[str, Any]]:

@@ -365,6 +365,13 @@ def region_note(endpoint: str, region: str, field: str = "extra.region") -> str 
         why = f"the endpoint {urlsplit(endpoint).hostname} is region {served}'s, not {region}'s"
     elif served is None and region not in REGION_ENDPOINTS:
         why = f"{region!r} is not a known region ({', '.join(REGION_ENDPOINTS)})"
+    elif served is None and region != DEFAULT_REGION:
+        # A custom endpoint (a proxy, a private deployment): which region it signs with is
+        # unknown here, and a region other than the default is a choice that may be wrong.
+        why = (
+            f"{region!r} is configured, and the endpoint {urlsplit(endpoint).hostname} is not a known "
+            f"region's, so it may sign with another region (the default is {DEFAULT_REGION})"
+        )
     else:
         return None
     return f"the region may be the cause: {why}, and the region is part of the signature: check {field}"

@@ -39,7 +39,7 @@ from airflow_provider_rtcim.core.validation import (
     validate_region,
     validate_user_id_type,
 )
-from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound
+from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImConnectionNotFound, RtcImFatalError
 
 __all__ = ["RtcImConnectionSettings", "config_error", "explain_failure", "parse_connection"]
 
@@ -66,7 +66,8 @@ class RtcImConnectionSettings:
 def config_error(conn_id: str, message: str) -> RtcImApiError:
     """``Connection 'x' has no AppId: ...`` (a missing field) or ``Connection 'x': extra.timeout ...`` (a bad value)."""
     separator = " " if message.startswith("has ") else ": "
-    return RtcImApiError(f"Connection {conn_id!r}{separator}{message}", code=CODE_CONFIG)
+    # fatal (an AirflowFailException): the task's retries would all fail the same way
+    return RtcImFatalError(f"Connection {conn_id!r}{separator}{message}", code=CODE_CONFIG)
 
 
 def parse_connection(

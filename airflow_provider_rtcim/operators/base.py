@@ -12,7 +12,6 @@ operator begins one, the incremental commit (:mod:`~airflow_provider_rtcim.opera
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +27,7 @@ from airflow_provider_rtcim.core.defaults import (
     DEFAULT_PAGE_SIZE,
 )
 from airflow_provider_rtcim.core.keys import parse_key_range
+from airflow_provider_rtcim.core.sink import spool_directory
 from airflow_provider_rtcim.core.validation import (
     MAX_LIMIT,
     none_if_blank,
@@ -375,7 +375,7 @@ class RtcImListingOperator(BaseOperator):
         context: Context,
     ) -> dict[str, Any]:
         started = utcnow()
-        with tempfile.TemporaryDirectory(prefix="rtcim-spool-") as spool_dir:
+        with spool_directory() as spool_dir:  # removes the spool directories of killed tasks
             output = JsonlFile(out, spool_dir=spool_dir, hashing=commit is not None)
             stats, extra = self._list_all(run, keys, request, commit, output)
         output.close()

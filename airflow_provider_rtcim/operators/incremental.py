@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_rtcim.core import checkpoint
 from airflow_provider_rtcim.operators.output import utcnow
 from airflow_provider_rtcim.storage import (
+    check_writable,
     checkpoint_layouts,
     file_digest,
     read_bytes_if_exists,
@@ -121,6 +122,7 @@ class IncrementalCommit:
         base = to_storage_path(checkpoint_path, field="checkpoint_path")
         target = base.parent / checkpoint.shard_name(base.name, shard)
         pending = target.parent / checkpoint.pending_name(target.name)
+        check_writable(target, field="checkpoint_path")  # a missing bucket, refused keys: fail now
         output = str(to_storage_path(output_path))
         committed = _read(target)
         if committed is not None:
@@ -157,6 +159,8 @@ class IncrementalCommit:
             remove_if_exists(pending)
             if decision.action == "roll_back" and leftover is not None and leftover.output is not None:
                 remove_stale_temps(to_storage_path(leftover.output["path"], field="the pending output"))
+        if committed is not None and committed.output is not None:  # a try killed mid-rename
+            remove_stale_temps(to_storage_path(committed.output["path"], field="the committed output"))
         run = run_identity(context, task_id)
         if checkpoint.retry_decision(committed, output_path=output, run=run):
             assert committed is not None and committed.summary is not None

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow_provider_rtcim.compat import AirflowFailException
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.emulator import Emulator
 from airflow_provider_rtcim.emulator.server import FAULT_KINDS
@@ -808,6 +809,7 @@ def test_bad_extras_name_connection_and_field(
     assert "Connection 'rtcim_parse'" in str(info.value)
     assert field in str(info.value)
     assert info.value.code == "MisconfiguredConnection"
+    assert isinstance(info.value, AirflowFailException)  # fails at once: no task retries spent
 
 
 def test_hook_kwargs_override_extras(rtcim_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:

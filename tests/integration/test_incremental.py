@@ -12,14 +12,12 @@ from __future__ import annotations
 import collections
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.sdk import Asset
+from killing import stall_then_kill
 
 from airflow_provider_rtcim.core import checkpoint as ck
 from airflow_provider_rtcim.emulator import Emulator
@@ -412,27 +410,7 @@ STEPS = ["listing", "pending_writing", "pending_written", "published", "commit_w
 
 
 def _kill_at(step: str, job: dict[str, Any], env: dict[str, str], log: Path) -> None:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), json.dumps(job)],
-            env={**env, "RTCIM_TEST_STALL": step},
-            stdout=subprocess.PIPE,
-            stderr=out,
-        )
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.decode().strip()
-                if line == f"STALLED {step}":
-                    break
-                assert not line.startswith("{"), f"the run finished instead of stalling at {step}"
-            else:
-                raise AssertionError(f"the run exited before {step}: " + log.read_text()[-3000:])
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.kill()
-            proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    stall_then_kill([str(SCRIPT), json.dumps(job)], f"STALLED {step}", {**env, "RTCIM_TEST_STALL": step}, log)
 
 
 @pytest.mark.timeout(180)

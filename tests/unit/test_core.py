@@ -160,6 +160,12 @@ def test_validate_region_rejects_malformed_names(value: Any, words: str) -> None
         ("https://rtc.volcengineapi.com", "ap-southeast-1", "is region cn-north-1's, not ap-southeast-1's"),
         ("https://open-ap-singapore-1.volcengineapi.com/", "cn-north-1", "is region ap-southeast-1's"),
         ("http://127.0.0.1:8080", "mars-1", "'mars-1' is not a known region (cn-north-1, ap-southeast-1)"),
+        # a custom endpoint and a region other than the default: a choice that may be wrong
+        (
+            "http://127.0.0.1:8080",
+            "ap-southeast-1",
+            "'ap-southeast-1' is configured, and the endpoint 127.0.0.1",
+        ),
     ],
 )
 def test_region_note_suspects_a_region_that_is_not_the_endpoints(

@@ -13,6 +13,8 @@ a step at which the run prints ``STALLED <step>`` and then sleeps until it is ki
 * ``listing``: after the first conversation's messages were merged into the output;
 * ``pending_writing``: half way through writing the pending checkpoint's temporary object;
 * ``pending_written``: the pending checkpoint is in place, the output not yet published;
+* ``publish_copied``: the output's rename is half done: on an object store a rename is a copy
+  then a delete, and the copy is done (the temporary object is still there);
 * ``published``: the output is published, the checkpoint not yet committed;
 * ``commit_writing``: half way through writing the checkpoint's temporary object;
 * ``committed``: the checkpoint is committed, the pending one not yet deleted.
@@ -65,6 +67,15 @@ def _install_stall(step: str) -> None:
         return target
 
     def publish(self):  # type: ignore[no-untyped-def]
+        if step == "publish_copied" and not self.target.name.endswith((".json", ".pending")):
+            fs, real_rm, tmp = self.tmp.fs, self.tmp.fs.rm, self.tmp.path
+
+            def rm(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+                if path == tmp:
+                    _stall(step)
+                return real_rm(path, *args, **kwargs)
+
+            fs.rm = rm  # this process only: mv() is copy() then rm()
         real_publish(self)
         if step == "published" and not self.target.name.endswith((".json", ".pending")):
             _stall(step)
