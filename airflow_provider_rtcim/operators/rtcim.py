@@ -310,6 +310,12 @@ class RtcImListingOperator(BaseOperator):
         if self._engine is not None:
             self._engine.stop.set()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the API and key file read, the file written (see ``docs/lineage.md``)."""
+        from airflow_provider_rtcim.operators.lineage import operator_lineage
+
+        return operator_lineage(self, getattr(self, "_lineage_summary", None))
+
     # -- what a subclass says -----------------------------------------------------------------
 
     def _key_values(self) -> tuple[Any, Any]:
@@ -500,6 +506,7 @@ class RtcImListingOperator(BaseOperator):
         out.publish()
 
     def _attach_asset_event(self, context: Context, summary: dict[str, Any]) -> None:
+        self._lineage_summary = summary  # every published run passes here; for OpenLineage
         if self.asset is None:
             return
         try:

@@ -1,0 +1,305 @@
+"""OpenLineage: what the operators report (docs/lineage.md), for runs against the emulator over HTTP.
+
+Each test runs an operator for real and checks ``get_openlineage_facets_on_complete``: the IM
+API input (``rtcim://<host:port>`` + ``<AppId>/<Action>``), the ``*_from`` file input, and the
+output file with its ``outputStatistics`` (rows written, bytes stored), named as OpenLineage's
+naming spec says. The last test runs the package with the OpenLineage provider blocked.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_rtcim.emulator import Emulator
+from airflow_provider_rtcim.operators.lineage import api_dataset_id, file_dataset_id, operator_lineage
+from airflow_provider_rtcim.operators.rtcim import (
+    RtcImConversationMessagesOperator,
+    RtcImConversationParticipantsOperator,
+    RtcImGetUserConversationsOperator,
+)
+
+EMU = {"users": 3, "conversations_per_user": 4, "participants_per_conversation": 6, "seed": 5}
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    return [json.loads(line) for line in raw.decode("utf-8").splitlines()]
+
+
+def _ids(datasets: list[Any]) -> list[tuple[str, str]]:
+    return [(d.namespace, d.name) for d in datasets]
+
+
+def _api(emu: Emulator, action: str) -> tuple[str, str]:
+    host_port = emu.url.split("://", 1)[1].rstrip("/")
+    return f"rtcim://{host_port}", f"{emu.app_id}/{action}"
+
+
+def _stats(dataset: Any) -> tuple[int | None, int | None]:
+    facet = dataset.outputFacets["outputStatistics"]
+    return facet.rowCount, facet.size
+
+
+# ---------------------------------------------------------------------------------------
+# naming
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/data/rtcim/x.jsonl", ("file", "/data/rtcim/x.jsonl")),
+        ("file:///data/rtcim/x.jsonl", ("file", "/data/rtcim/x.jsonl")),
+        ("file://localhost/data/x.jsonl", ("file", "/data/x.jsonl")),
+        ("file://nas-01/data/x.jsonl", ("file://nas-01", "/data/x.jsonl")),
+        ("s3://my-bucket/rtcim/2026-12-06/x.jsonl.gz", ("s3://my-bucket", "rtcim/2026-12-06/x.jsonl.gz")),
+        ("s3://aws_tos@my-bucket/rtcim/x.jsonl.gz", ("s3://my-bucket", "rtcim/x.jsonl.gz")),
+        ("gs://bkt/a/b.jsonl", ("gs://bkt", "a/b.jsonl")),
+        ("gcs://bkt/a/b.jsonl", ("gs://bkt", "a/b.jsonl")),
+        ("memory://scratch/x.jsonl", ("memory://scratch", "x.jsonl")),
+        (Path("/data/p.jsonl"), ("file", "/data/p.jsonl")),
+        (ObjectStoragePath("s3://conn@bkt/k/x.jsonl"), ("s3://bkt", "k/x.jsonl")),
+    ],
+)
+def test_files_are_named_as_the_openlineage_spec_says(path: Any, expected: tuple[str, str]) -> None:
+    assert file_dataset_id(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "namespace"),
+    [
+        ("https://rtc.volcengineapi.com", "rtcim://rtc.volcengineapi.com"),
+        ("https://RTC.volcengineapi.com:443/", "rtcim://rtc.volcengineapi.com"),
+        ("http://127.0.0.1:8080", "rtcim://127.0.0.1:8080"),
+        ("http://user:s3cret@proxy.local:80/rtc", "rtcim://proxy.local"),
+        ("https://open-ap-singapore-1.volcengineapi.com", "rtcim://open-ap-singapore-1.volcengineapi.com"),
+    ],
+)
+def test_the_api_is_named_by_its_host_and_app_and_action(endpoint: str, namespace: str) -> None:
+    assert api_dataset_id(endpoint, 100001, "GetUserConversations") == (
+        namespace,
+        "100001/GetUserConversations",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# operators
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_a_file_run_reports_the_api_read_and_the_file_with_its_rows_and_bytes(
+    rtcim_connection: Emulator, tmp_path: Path
+) -> None:
+    emu = rtcim_connection
+    target = tmp_path / "out" / "conversations.jsonl"
+    op = RtcImGetUserConversationsOperator(
+        task_id="c", participant_user_id=emu.user_ids, output_path=str(target)
+    )
+    summary = op.execute({})
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert _ids(lineage.inputs) == [_api(emu, "GetUserConversations")]
+    assert _ids(lineage.outputs) == [("file", str(target))]
+    rows = len(_lines(target))
+    assert rows == summary["count"] > 0
+    assert _stats(lineage.outputs[0]) == (rows, target.stat().st_size)
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_a_run_to_xcom_reports_only_what_it_read(rtcim_connection: Emulator, tmp_path: Path) -> None:
+    emu = rtcim_connection
+    ids = emu.conversation_ids()[:3]
+    op = RtcImConversationParticipantsOperator(task_id="m", conversation_short_id=ids)
+    rows = op.execute({})
+    assert len(rows) == sum(len(emu.participants(sid)) for sid in ids) > 0
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert _ids(lineage.inputs) == [_api(emu, "ScanConversationParticipantList")]
+    assert lineage.outputs == []
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_the_from_files_are_inputs_and_a_gzip_output_reports_its_stored_bytes(
+    rtcim_connection: Emulator, tmp_path: Path
+) -> None:
+    emu = rtcim_connection
+    users = tmp_path / "users.txt"
+    users.write_text("".join(f"{uid}\n" for uid in emu.user_ids))
+    conversations = tmp_path / "conversations.jsonl.gz"
+    first = RtcImGetUserConversationsOperator(
+        task_id="c", participant_user_ids_from=f"file://{users}", output_path=str(conversations)
+    )
+    first.execute({})
+    lineage = first.get_openlineage_facets_on_complete(None)
+    assert _ids(lineage.inputs) == [_api(emu, "GetUserConversations"), ("file", str(users))]
+
+    messages = tmp_path / "messages" / "part-0.jsonl.gz"
+    op = RtcImConversationMessagesOperator(
+        task_id="msg", conversations_from=f"file://{conversations}", output_path=f"file://{messages}"
+    )
+    summary = op.execute({})
+    lineage = op.get_openlineage_facets_on_complete(None)
+    # the file the first task wrote is the second's input: the same (namespace, name)
+    assert _ids(first.get_openlineage_facets_on_complete(None).outputs) == [("file", str(conversations))]
+    assert _ids(lineage.inputs) == [_api(emu, "GetConversationMessages"), ("file", str(conversations))]
+    assert _ids(lineage.outputs) == [("file", str(messages))]
+    rows, size = _stats(lineage.outputs[0])
+    assert rows == len(_lines(messages)) == summary["count"] > 0
+    assert size == messages.stat().st_size < len(gzip.decompress(messages.read_bytes()))
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_an_s3_output_is_named_by_bucket_and_key_without_the_connection_id(
+    rtcim_connection: Emulator,
+) -> None:
+    """Naming only: the dataset is built from the summary's path; no store is reachable, so no size."""
+    emu = rtcim_connection
+    op = RtcImConversationMessagesOperator(
+        task_id="msg",
+        conversations_from="s3://rtcim_tos@im-data/rtcim/2026-12-06/conversations.jsonl.gz",
+        output_path="s3://rtcim_tos@im-data/rtcim/{{ ds }}/messages.jsonl.gz",
+    )
+    summary = {"path": "s3://rtcim_tos@im-data/rtcim/2026-12-06/messages.jsonl.gz", "count": 42}
+    lineage = operator_lineage(op, summary)
+    assert _ids(lineage.inputs) == [
+        _api(emu, "GetConversationMessages"),
+        ("s3://im-data", "rtcim/2026-12-06/conversations.jsonl.gz"),
+    ]
+    assert _ids(lineage.outputs) == [("s3://im-data", "rtcim/2026-12-06/messages.jsonl.gz")]
+    assert _stats(lineage.outputs[0]) == (42, None)
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_the_retry_of_a_committed_incremental_run_reports_the_committed_file(
+    rtcim_connection: Emulator, tmp_path: Path
+) -> None:
+    """The retry returns the committed run's summary without writing: lineage still names the file."""
+    emu = rtcim_connection
+    target = tmp_path / "out" / "run-1.jsonl"
+
+    def run() -> tuple[dict[str, Any], Any]:
+        op = RtcImConversationMessagesOperator(
+            task_id="messages",
+            conversation_short_id=emu.conversation_ids(),
+            output_path=str(target),
+            checkpoint_path=str(tmp_path / "ckpt" / "messages.json"),
+        )
+        summary = op.execute({"run_id": "run-1"})
+        return summary, op.get_openlineage_facets_on_complete(None)
+
+    first, first_lineage = run()
+    emu.reset_stats()
+    again, lineage = run()
+    assert again == first and emu.stats["requests"] == 0  # the retry path: nothing was listed
+    assert _ids(lineage.outputs) == _ids(first_lineage.outputs) == [("file", str(target))]
+    assert _stats(lineage.outputs[0]) == (first["count"], target.stat().st_size)
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_the_openlineage_provider_picks_the_operators_lineage_up(
+    rtcim_connection: Emulator, tmp_path: Path
+) -> None:
+    """What the provider's listener does on success: its extractor manager calls the operator."""
+    from airflow.providers.openlineage.extractors import ExtractorManager
+    from airflow.utils.state import TaskInstanceState
+
+    emu = rtcim_connection
+    target = tmp_path / "c.jsonl"
+    op = RtcImGetUserConversationsOperator(
+        task_id="c", participant_user_id=emu.user_ids[:1], output_path=str(target)
+    )
+    op.execute({})
+    metadata = ExtractorManager().extract_metadata(
+        dagrun=types.SimpleNamespace(run_id="manual__1"),
+        task=op,
+        task_instance_state=TaskInstanceState.SUCCESS,
+        task_instance=None,
+    )
+    assert _ids(metadata.inputs) == [_api(emu, "GetUserConversations")]
+    assert _ids(metadata.outputs) == [("file", str(target))]
+    assert _stats(metadata.outputs[0]) == (len(_lines(target)), target.stat().st_size)
+
+
+# ---------------------------------------------------------------------------------------
+# without the provider
+# ---------------------------------------------------------------------------------------
+
+_WITHOUT_OPENLINEAGE = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    try:
+        import importlib_metadata  # noqa: F401 - its finder joins sys.meta_path when imported
+    except ImportError:
+        pass
+
+    def blocked(name):
+        name = (name or "").lower().replace("_", "-").replace(".", "-")
+        return name == "openlineage" or name.startswith(
+            ("openlineage-", "airflow-providers-openlineage", "apache-airflow-providers-openlineage")
+        )
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        # as if the provider and the client were not installed: no module ...
+        def find_spec(self, name, path=None, target=None):
+            if blocked(name):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    # ... and no distribution (Airflow discovers providers through their metadata)
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_distributions", None)
+        if find is not None:
+            def filtered(*args, _find=find, **kwargs):
+                return [d for d in _find(*args, **kwargs) if not blocked(d.metadata["Name"])]
+            setattr(finder, "find_distributions", filtered)
+    sys.meta_path.insert(0, Blocker())
+
+    from airflow_provider_rtcim.operators.rtcim import RtcImGetUserConversationsOperator
+
+    op = RtcImGetUserConversationsOperator(
+        task_id="c", participant_user_id=json.loads(sys.argv[1]), output_path=sys.argv[2]
+    )
+    summary = op.execute({})
+    try:
+        op.get_openlineage_facets_on_complete(None)
+    except ImportError as exc:
+        lineage = f"ImportError: {exc}"
+    else:
+        lineage = "reported"
+    loaded = sorted(m for m in sys.modules if m.startswith(("openlineage", "airflow.providers.openlineage")))
+    print(json.dumps({"count": summary["count"], "lineage": lineage, "loaded": loaded}))
+    """
+)
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_the_package_imports_and_runs_without_the_openlineage_provider(
+    rtcim_connection: Emulator, tmp_path: Path
+) -> None:
+    emu = rtcim_connection
+    target = tmp_path / "c.jsonl"
+    out = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_OPENLINEAGE, json.dumps(emu.user_ids), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["count"] == len(_lines(target)) > 0
+    assert result["loaded"] == []
+    assert result["lineage"].startswith("ImportError") and "[openlineage]" in result["lineage"]
