@@ -22,6 +22,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_rtcim.emulator import Emulator
+from airflow_provider_rtcim.exceptions import RtcImListingFailed
 from airflow_provider_rtcim.operators.lineage import api_dataset_id, file_dataset_id, operator_lineage
 from airflow_provider_rtcim.operators.rtcim import (
     RtcImConversationMessagesOperator,
@@ -205,6 +206,30 @@ def test_the_retry_of_a_committed_incremental_run_reports_the_committed_file(
     assert again == first and emu.stats["requests"] == 0  # the retry path: nothing was listed
     assert _ids(lineage.outputs) == _ids(first_lineage.outputs) == [("file", str(target))]
     assert _stats(lineage.outputs[0]) == (first["count"], target.stat().st_size)
+
+
+@pytest.mark.rtcim_emulator(**EMU)
+def test_a_failed_run_reports_what_it_read_and_no_output(rtcim_connection: Emulator, tmp_path: Path) -> None:
+    """The provider asks a failed task the same method (no ..._on_failure): no file was published."""
+    emu = rtcim_connection
+    ids = emu.conversation_ids()[:3]
+    emu.configure(anomalies={ids[1]: "stuck_cursor"})
+    emu.add_messages(ids[1], 45)
+    target = tmp_path / "out" / "m.jsonl"
+    op = RtcImConversationMessagesOperator(task_id="m", conversation_short_id=ids, output_path=str(target))
+    with pytest.raises(RtcImListingFailed):
+        op.execute({})
+    from airflow.providers.openlineage.extractors import ExtractorManager
+    from airflow.utils.state import TaskInstanceState
+
+    lineage = ExtractorManager().extract_metadata(
+        dagrun=types.SimpleNamespace(run_id="manual__1"),
+        task=op,
+        task_instance_state=TaskInstanceState.FAILED,
+        task_instance=None,
+    )
+    assert _ids(lineage.inputs) == [_api(emu, "GetConversationMessages")]
+    assert lineage.outputs == [] and not target.exists()
 
 
 @pytest.mark.rtcim_emulator(**EMU)
