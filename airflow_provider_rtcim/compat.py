@@ -32,7 +32,7 @@ _WHERE: dict[str, tuple[str, ...]] = {
     "TaskDeferred": ("airflow.sdk.exceptions",),
     "BaseTrigger": ("airflow.triggers.base",),
     "TriggerEvent": ("airflow.triggers.base",),
-    # OpenLineage (the [openlineage] extra): only docs/lineage.md's reporting touches these
+    # OpenLineage (the [openlineage] extra): used only by operators/lineage.py, when reporting
     "OperatorLineage": ("airflow.providers.openlineage.extractors",),
     "InputDataset": ("airflow.providers.common.compat.openlineage.facet",),
     "OutputDataset": ("airflow.providers.common.compat.openlineage.facet",),
