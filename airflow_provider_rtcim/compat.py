@@ -32,6 +32,11 @@ _WHERE: dict[str, tuple[str, ...]] = {
     "TaskDeferred": ("airflow.sdk.exceptions",),
     "BaseTrigger": ("airflow.triggers.base",),
     "TriggerEvent": ("airflow.triggers.base",),
+    # OpenLineage (the [openlineage] extra): used only by operators/lineage.py, when reporting
+    "OperatorLineage": ("airflow.providers.openlineage.extractors",),
+    "InputDataset": ("airflow.providers.common.compat.openlineage.facet",),
+    "OutputDataset": ("airflow.providers.common.compat.openlineage.facet",),
+    "OutputStatisticsOutputDatasetFacet": ("airflow.providers.common.compat.openlineage.facet",),
 }
 
 __all__ = sorted(_WHERE)

@@ -160,6 +160,12 @@ class RtcImListingOperator(BaseOperator):
         if self._run is not None:
             self._run.stop()
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the API and key file read, the file written (see ``docs/lineage.md``)."""
+        from airflow_provider_rtcim.operators.lineage import operator_lineage
+
+        return operator_lineage(self, getattr(self, "_lineage_summary", None))
+
     # -- what a subclass may add ------------------------------------------------------------
 
     def _key_filter(self, request: Request) -> Callable[[Any], bool] | None:
@@ -400,6 +406,7 @@ class RtcImListingOperator(BaseOperator):
 
     def _attach_asset_event(self, context: Context, summary: dict[str, Any]) -> None:
         """Every published run (and a retry of a committed one) passes here with its summary."""
+        self._lineage_summary = summary  # what get_openlineage_facets_on_complete reports
         attach_asset_event(
             context, self.asset, asset_event_extra(summary, self.keys_noun, self.asset_extra_keys)
         )
