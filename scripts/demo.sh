@@ -10,11 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BIN="$ROOT/.venv/bin"
+VENV=${RTCIM_VENV:-$ROOT/.venv}  # make demo AIRFLOW=3.0 runs it from .venv-3.0
+BIN="$VENV/bin"
 DAG_ID=rtcim_sync_conversations
 
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
-[ -x "$BIN/airflow" ] || fail "no virtualenv at .venv: run 'make demo' (it installs first)"
+[ -x "$BIN/airflow" ] || fail "no virtualenv at $VENV: run 'make demo' (it installs first)"
 
 export AIRFLOW_HOME="$ROOT/.airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags_examples"

@@ -133,11 +133,11 @@ class RtcImConversationCountTrigger(BaseTrigger):
 
     async def _build_hook(self) -> RtcImHook:
         """The hook, from a connection fetched the async way (a sync fetch raises in a trigger)."""
-        from airflow_provider_rtcim.compat import BaseHook
+        from airflow_provider_rtcim.compat import get_async_connection, get_async_extra_dejson
         from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
-        conn = await BaseHook.aget_connection(self.rtcim_conn_id)
-        extra = await conn.aextra_dejson()
+        conn = await get_async_connection(self.rtcim_conn_id)
+        extra = await get_async_extra_dejson(conn)
         # Building the hook may import requests and open a session: keep it off the event loop.
         return await asyncio.to_thread(RtcImHook.from_connection, conn, extra=extra, max_qps=self.max_qps)
 

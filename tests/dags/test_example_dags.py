@@ -33,9 +33,9 @@ EXPECTED_DAGS = {
 
 
 def _bag():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import dagbag_class
 
-    return DagBag(dag_folder=str(DAGS_FOLDER), collect_dags=True)
+    return dagbag_class()(dag_folder=str(DAGS_FOLDER), collect_dags=True)
 
 
 @pytest.fixture(scope="module")

@@ -219,7 +219,7 @@ def test_the_operator_example_is_on_the_operators_page():
 @pytest.mark.parametrize(("page", "block"), DAG_BLOCKS)
 def test_dag_example_parses_and_runs(page, block, airflow_db, rtcim_connection, tmp_path):
     """Every DAG of the example, run for real (an S3 bucket swapped for a local directory)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import dagbag_class
     from dagrun_helpers import run_dag, task_states
 
     bucket = tmp_path / "my-bucket"
@@ -230,7 +230,7 @@ def test_dag_example_parses_and_runs(page, block, airflow_db, rtcim_connection, 
     dag_file = tmp_path / "dags" / "docs_dag_example.py"
     dag_file.parent.mkdir()
     dag_file.write_text(text)
-    bag = DagBag(dag_folder=str(dag_file))
+    bag = dagbag_class()(dag_folder=str(dag_file))
     assert bag.import_errors == {}
     assert bag.dag_ids
     runs = {}

@@ -953,7 +953,7 @@ def test_from_connection_registers_every_secret_with_mask_secret(
 
 
 def test_secrets_are_registered_with_the_masker(rtcim_connection: Emulator) -> None:
-    from airflow.sdk._shared.secrets_masker import redact
+    from airflow_compat import redact
 
     hook = _hook()
     hook.settings  # noqa: B018 - loading the connection masks the secret
@@ -1104,8 +1104,7 @@ def test_any_well_formed_region_works_with_an_explicit_endpoint(monkeypatch: pyt
 def test_a_missing_connection_says_where_connections_are_visible(monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
+    from airflow_provider_rtcim.compat import AirflowNotFoundException
     from airflow_provider_rtcim.hooks.rtcim import RtcImConnectionNotFound
 
     monkeypatch.delenv("AIRFLOW_CONN_RTCIM_NOWHERE", raising=False)
@@ -1193,7 +1192,7 @@ def test_hook_identity_for_airflow() -> None:
     assert RtcImHook.conn_name_attr == "rtcim_conn_id"
     assert RtcImHook.default_conn_name == "rtcim_default"
     assert RtcImHook.hook_name
-    from airflow.sdk.exceptions import AirflowException
+    from airflow_provider_rtcim.compat import AirflowException
 
     assert issubclass(RtcImApiError, AirflowException)
     assert issubclass(RtcImApiError, RtcImError)

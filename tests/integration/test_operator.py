@@ -21,10 +21,10 @@ from typing import Any
 import fsspec
 import pytest
 from airflow.sdk import DAG, Asset, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
+from airflow_provider_rtcim.compat import AirflowFailException
 from airflow_provider_rtcim.core import fanout as fanout_module
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.sink import output_asset_uri, temp_name_for
