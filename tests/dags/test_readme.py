@@ -313,7 +313,7 @@ def _commands(block: str) -> list[str]:
 
 def _connection_examples(block: str) -> list[tuple[str, dict[str, Any]]]:
     """``(conn_id, Connection kwargs)`` for every connection the block defines or tests."""
-    from airflow.sdk import Connection
+    from airflow_compat import connection_from_uri
 
     found: list[tuple[str, dict[str, Any]]] = []
     for match in re.finditer(r"export AIRFLOW_CONN_(\w+)=('.*?')\n", block, flags=re.S):
@@ -325,7 +325,7 @@ def _connection_examples(block: str) -> list[tuple[str, dict[str, Any]]]:
                 (conn_id, {**data, "extra": json.dumps(extra) if isinstance(extra, dict) else extra})
             )
         else:
-            conn = Connection.from_uri(value, conn_id=conn_id)
+            conn = connection_from_uri(value, conn_id=conn_id)
             kwargs = {k: getattr(conn, k) for k in ("conn_type", "host", "login", "password", "port")}
             found.append((conn_id, {**kwargs, "extra": conn.extra}))
     for command in _commands(block):

@@ -58,6 +58,17 @@ def redact(value: Any) -> Any:
     )(value)
 
 
+def connection_from_uri(uri: str, *, conn_id: str) -> Any:
+    """A Connection parsed from an ``AIRFLOW_CONN_*`` URI (3.0's SDK Connection has no ``from_uri``)."""
+    from airflow.sdk import Connection
+
+    if hasattr(Connection, "from_uri"):
+        return Connection.from_uri(uri, conn_id=conn_id)
+    from airflow.models.connection import Connection as DbConnection
+
+    return DbConnection(conn_id=conn_id, uri=uri)
+
+
 def runtime_hooks() -> Any:
     """The hooks registry ``BaseHook.get_hook()`` resolves a connection type with in a task."""
     try:
