@@ -86,8 +86,9 @@ with DAG(
     @task
     def plan(summary: dict[str, Any]) -> list[dict[str, Any]]:
         """One small description per mapped task: the conversations file and a [start, stop] range."""
-        from airflow.sdk import conf
-
+        from airflow_provider_rtcim.compat import (
+            conf,  # airflow.sdk's on 3.2+, airflow.configuration's before
+        )
         from airflow_provider_rtcim.core.keys import plan_key_ranges
         from airflow_provider_rtcim.operators.rtcim import count_distinct_keys
 

@@ -77,8 +77,11 @@ with DAG(
     @task
     def make_batches(run_dir: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """One small description per mapped task: the file of user ids and a [start, stop] range."""
-        from airflow.sdk import ObjectStoragePath, Variable, conf
+        from airflow.sdk import ObjectStoragePath, Variable
 
+        from airflow_provider_rtcim.compat import (
+            conf,  # airflow.sdk's on 3.2+, airflow.configuration's before
+        )
         from airflow_provider_rtcim.core.keys import plan_key_ranges
         from airflow_provider_rtcim.operators.rtcim import count_distinct_keys
 

@@ -58,7 +58,9 @@ def test_every_example_parses_without_touching_a_connection_variable_or_the_netw
     airflow_db, monkeypatch, rtcim_connection
 ):
     """Parse in a DagBag with connection and Variable look-ups made to explode."""
-    from airflow.sdk import BaseHook, Variable
+    from airflow.sdk import Variable
+
+    from airflow_provider_rtcim.compat import BaseHook
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a DAG file touched a connection or a Variable at parse time")
