@@ -367,13 +367,12 @@ def test_the_connection_page_has_json_uri_cli_and_rest_examples():
 
 @pytest.mark.parametrize("kwargs", CONNECTION_EXAMPLES)
 def test_connection_example_parses(kwargs, monkeypatch):
-    from airflow.sdk import Connection
+    from airflow_compat import connection_as_json
 
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
     assert kwargs["conn_type"] == "rtcim"
-    conn = Connection(conn_id="docs_example", **kwargs)
-    monkeypatch.setenv("AIRFLOW_CONN_DOCS_EXAMPLE", conn.as_json())
+    monkeypatch.setenv("AIRFLOW_CONN_DOCS_EXAMPLE", connection_as_json(conn_id="docs_example", **kwargs))
     hook = RtcImHook("docs_example")
     settings = hook.settings  # parsed and validated; no request
     assert settings.endpoint.startswith(("https://", "http://"))

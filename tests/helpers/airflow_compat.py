@@ -69,6 +69,17 @@ def connection_from_uri(uri: str, *, conn_id: str) -> Any:
     return DbConnection(conn_id=conn_id, uri=uri)
 
 
+def connection_as_json(**kwargs: Any) -> str:
+    """A Connection's ``AIRFLOW_CONN_*`` JSON (3.0's SDK Connection has no ``as_json``)."""
+    from airflow.sdk import Connection
+
+    if hasattr(Connection, "as_json"):
+        return Connection(**kwargs).as_json()
+    from airflow.models.connection import Connection as DbConnection
+
+    return DbConnection(**kwargs).as_json()
+
+
 def runtime_hooks() -> Any:
     """The hooks registry ``BaseHook.get_hook()`` resolves a connection type with in a task."""
     try:
