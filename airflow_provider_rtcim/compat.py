@@ -219,7 +219,8 @@ def connection_form_widgets(conn_type: str) -> dict[str, Any]:
     wtforms installed for it); 3.2+ reads ``conn-fields`` and never calls the hook. One
     definition serves both: integer fields become ``IntegerField``, ``format: password``
     a ``PasswordField``, everything else a ``StringField``; an ``enum`` becomes an
-    ``any_of`` validator (a select in the 3.0 and 3.1 UI), ``default`` the field's default.
+    ``any_of`` validator of its non-null values (a select in the 3.0 and 3.1 UI, which cannot
+    show a null choice), ``default`` the field's default.
     """
     from wtforms import IntegerField, PasswordField, StringField
     from wtforms.validators import Optional, any_of
@@ -236,8 +237,10 @@ def connection_form_widgets(conn_type: str) -> dict[str, Any]:
         else:
             field_class = StringField
         validators: list[Any] = [Optional()]
-        if schema.get("enum"):
-            validators.append(any_of(list(schema["enum"])))  # None too: a saved, empty field is null
+        # Not None: the 3.0 UI fails on a null choice ("No value found for item"); empty stays allowed.
+        choices = [value for value in schema.get("enum", ()) if value is not None]
+        if choices:
+            validators.append(any_of(choices))
         widgets[name] = field_class(
             spec.get("label", name),
             validators=validators,

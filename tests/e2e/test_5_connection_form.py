@@ -13,6 +13,7 @@ used (nothing can be downloaded).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -50,6 +51,7 @@ def browser(artifacts):
         opts.add_argument(arg)
     service = Service(executable_path="/usr/bin/chromedriver", log_output=str(artifacts / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=opts)
+    driver.rtcim_artifacts = artifacts  # where _wait leaves the page when it times out
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(30)
     try:
@@ -68,7 +70,15 @@ def _wait(driver, what, fn, timeout=30):
         except WebDriverException:
             return None
 
-    return wait_for(probe, timeout, what, 0.3)
+    try:
+        return wait_for(probe, timeout, what, 0.3)
+    except AssertionError:
+        artifacts = getattr(driver, "rtcim_artifacts", None)
+        if artifacts is not None:  # what the page showed instead, for whoever reads the failure
+            slug = re.sub(r"\W+", "-", what).strip("-")
+            driver.save_screenshot(str(artifacts / f"timeout-{slug}.png"))
+            (artifacts / f"timeout-{slug}.html").write_text(driver.page_source)
+        raise
 
 
 def _css(driver, selector, visible=True):
@@ -98,7 +108,6 @@ def _form_fields(dialog):
 
 def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployment, api, artifacts):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     driver, info, entry = browser, deployment.emulator_info, provider_info()
     driver.get(deployment.api_url + "/")
@@ -120,8 +129,16 @@ def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployme
     dialog.find_element(By.CSS_SELECTOR, "input[name=connection_id]").send_keys(CONN_ID)
     combo = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
     combo.send_keys(entry["hook-name"])
-    _wait(driver, "the RTC IM option", lambda: _css(driver, "[role=option]") or _css(driver, "[id*=option]"))
-    combo.send_keys(Keys.ENTER)
+
+    def rtcim_option():
+        options = driver.find_elements(By.CSS_SELECTOR, "[role=option]") or driver.find_elements(
+            By.CSS_SELECTOR, "[id*=option]"
+        )
+        return next((o for o in options if o.text.strip() == entry["hook-name"] and o.is_displayed()), None)
+
+    # Click the option itself: Enter on a filtered list selects nothing in the 3.0 UI (it then fails
+    # with "No value found for item"), and picks the highlighted one in 3.3.
+    _wait(driver, "the RTC IM option", rtcim_option).click()
     _wait(driver, "the standard fields", lambda: _css(driver, "input[name=login]"))
     driver.save_screenshot(str(artifacts / "connection-form-standard-fields.png"))
     standard = _form_fields(dialog)
