@@ -8,7 +8,8 @@ as cheap as the names a module really touches. Behaviour that differs is behind 
 functions below, each of which detects the feature rather than the version:
 
 * :func:`get_async_connection` / :func:`get_async_extra_dejson`: a connection and its extra
-  inside a trigger (``Connection.aextra_dejson`` is 3.3.2+);
+  inside a trigger (``Connection.aextra_dejson`` is 3.3.2+); :func:`to_thread`: blocking work
+  of a trigger, in a thread whose requests to Airflow are safe on 3.0 too;
 * :func:`task_state_store`: ``context["task_state_store"]`` (3.3+), or the same get / set /
   delete kept in an Airflow Variable before;
 * :func:`iter_lines`: the lines of an ``ObjectStoragePath.open()`` file (3.0's cannot be iterated);
@@ -20,11 +21,14 @@ What differs for a user is in ``docs/compatibility.md``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
-from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 # name -> the places it may live, newest Airflow first; the first that imports wins.
 _SDK_EXCEPTIONS = ("airflow.sdk.exceptions", "airflow.exceptions")  # airflow.exceptions before 3.2
@@ -59,6 +63,7 @@ __all__ = [
     "get_async_extra_dejson",
     "iter_lines",
     "task_state_store",
+    "to_thread",
 ]
 
 
@@ -103,6 +108,20 @@ async def get_async_connection(conn_id: str) -> Any:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(base_hook.get_connection)(conn_id)
+
+
+async def to_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``asyncio.to_thread`` for triggers: ``func`` in a worker thread, off the event loop.
+
+    Through asgiref's ``sync_to_async``, so that what ``func`` asks of Airflow's supervisor
+    from that thread is relayed by the triggerer's own event loop. Airflow 3.0's triggerer
+    relays it from a new event loop otherwise, concurrently with its own requests: the
+    answers come back out of order and the trigger runner dies ("Response read out of
+    order"). Building a hook sends such a request on every version (``mask_secret``).
+    """
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(functools.partial(func, *args, **kwargs), thread_sensitive=False)()
 
 
 async def get_async_extra_dejson(conn: Any) -> dict[str, Any]:
