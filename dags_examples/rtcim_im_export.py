@@ -86,14 +86,11 @@ with DAG(
     @task
     def plan(summary: dict[str, Any]) -> list[dict[str, Any]]:
         """One small description per mapped task: the conversations file and a [start, stop] range."""
-        from airflow.sdk import conf
-
         from airflow_provider_rtcim.operators.rtcim import count_distinct_keys, plan_key_ranges
 
         total = count_distinct_keys(summary["path"], kind="conversations")
-        ranges = plan_key_ranges(
-            total, batch_size=CONVERSATIONS_PER_TASK, max_tasks=conf.getint("core", "max_map_length")
-        )
+        # at most [core] max_map_length ranges: the batches grow when there are more conversations
+        ranges = plan_key_ranges(total, batch_size=CONVERSATIONS_PER_TASK)
         return [{"conversations_from": summary["path"], "key_range": r} for r in ranges or [[0, 0]]]
 
     batches = plan(conversations.output)

@@ -29,6 +29,7 @@ from airflow_provider_rtcim.core.keys import (
     keys_from_lines,
     parse_key_list,
 )
+from airflow_provider_rtcim.core.keys import plan_key_ranges as core_plan_key_ranges
 from airflow_provider_rtcim.core.validation import validate_conversation_short_id, validate_int_user_id
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImListingFailed
 from airflow_provider_rtcim.storage import open_lines
@@ -187,9 +188,22 @@ def in_batches(keys: Keys, size: int) -> Keys:
     return Keys(make, -(-keys.count // size), keys.duplicates)
 
 
+def plan_key_ranges(total: int, *, batch_size: int, max_tasks: int | None = None) -> list[list[int]]:
+    """``[[start, stop], ...]`` covering the keys ``0..total-1`` in batches of ``batch_size``,
+    enlarged when needed so that there are at most ``max_tasks`` batches: what a DAG hands its
+    mapped tasks instead of the ids. ``max_tasks`` defaults to this Airflow's
+    ``[core] max_map_length`` (a mapped task list may not be longer), so a DAG needs no config
+    lookup of its own. See :func:`~airflow_provider_rtcim.core.keys.plan_key_ranges`."""
+    if max_tasks is None:
+        from airflow_provider_rtcim.compat import conf
+
+        max_tasks = conf.getint("core", "max_map_length", fallback=1024)
+    return core_plan_key_ranges(total, batch_size=batch_size, max_tasks=max_tasks)
+
+
 def count_distinct_keys(path: str | ObjectStoragePath, *, kind: str) -> int:
     """How many distinct keys a file holds, streamed: what to plan mapped batches with
-    (see :func:`~airflow_provider_rtcim.core.keys.plan_key_ranges`).
+    (see :func:`plan_key_ranges`).
 
     ``kind="user_ids"``: a text file of user ids, one a line (what ``participant_user_ids_from``
     reads); ``kind="conversations"``: the conversations operator's JSON Lines (what
