@@ -98,8 +98,9 @@ def test_every_api_task_runs_in_the_pool_within_its_share_of_the_budget(bag):
             assert pool == "rtcim_api", f"{dag_id}.{task.task_id} runs outside the rtcim_api pool"
             assert max_qps is not None and 0 < max_qps <= slots * 24, (dag_id, task.task_id, max_qps, slots)
             checked.append((dag_id, task.task_id))
-    # daily sync, mapped batch, the sensor and the sync after it, the IM export's three steps
-    assert len(checked) == 7
+    # daily sync, mapped batch, the sensor and the sync after it, the IM export's six API steps
+    # (conversations, members, messages, users, friends, blacklists)
+    assert len(checked) == 10
 
 
 def test_parsing_the_examples_does_not_import_requests():
