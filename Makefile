@@ -1,28 +1,59 @@
 # One entry point for people and CI. `make demo` and `make test` work on a fresh clone:
 # they create .venv with the pinned versions (constraints.txt) when it is missing or stale.
+#
+# AIRFLOW=3.0|3.1|3.2 runs a target on an older Airflow 3 instead of the newest (3.3): its own
+# venv (.venv-3.0 ...) from its own pins (constraints-3.0.txt ...), e.g. `make test AIRFLOW=3.0`,
+# `make e2e AIRFLOW=3.0`. `make test-matrix` runs the whole suite on every supported minor.
 PYTHON ?= python3
-VENV   := .venv
+AIRFLOW ?=
+MINORS := 3.3 3.2 3.1 3.0
+ifeq ($(AIRFLOW),3.3)
+override AIRFLOW :=
+endif
+ifneq ($(filter-out 3.0 3.1 3.2,$(AIRFLOW)),)
+$(error AIRFLOW must be one of $(MINORS) (empty: the newest), got '$(AIRFLOW)')
+endif
+VENV        := .venv$(if $(AIRFLOW),-$(AIRFLOW))
+CONSTRAINTS := constraints$(if $(AIRFLOW),-$(AIRFLOW)).txt
+# Before 3.2 the connection form's extra fields come from the hook's wtforms widgets.
+COMMA       := ,
+EXTRAS      := test$(if $(filter 3.0 3.1,$(AIRFLOW)),$(COMMA)form)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format emulator bench clean
+.PHONY: install demo test suite test-matrix lint format emulator bench clean
 
-$(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11, 5) else "make: the pinned environment (constraints.txt) needs Python 3.11.5+, found " + sys.version.split()[0] + "; set PYTHON=python3.11 (or newer)")'
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11, 5) else "make: the pinned environment ($(CONSTRAINTS)) needs Python 3.11.5+, found " + sys.version.split()[0] + "; set PYTHON=python3.11 (or newer)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create/refresh the virtualenv with the pinned versions
 
 demo: $(STAMP)  ## run the example sync DAG end to end against the bundled emulator
-	bash scripts/demo.sh
+	RTCIM_VENV=$(CURDIR)/$(VENV) bash scripts/demo.sh
 
 test: $(STAMP)  ## lint, then the whole test suite (starts its own emulators on loopback)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+suite: $(STAMP)  ## the whole test suite without the lint (one leg of test-matrix)
+	$(BIN)/pytest
+
+# The whole suite on every supported Airflow minor (newest first), each in its own venv; every
+# leg runs even when one fails, and the summary gives each leg's result and time.
+test-matrix: lint
+	@failed=""; summary=""; \
+	for minor in $(MINORS); do \
+	  start=$$(date +%s); \
+	  if $(MAKE) --no-print-directory suite AIRFLOW=$$minor; then result=passed; else result=FAILED; failed="$$failed $$minor"; fi; \
+	  summary="$$summary\ntest-matrix: Airflow $$minor $$result in $$(( $$(date +%s) - start )) s (venv build included)"; \
+	done; \
+	printf "$$summary\n"; \
+	if [ -n "$$failed" ]; then echo "test-matrix: FAILED on Airflow$$failed"; exit 1; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -65,7 +96,7 @@ $(CELERY_STAMP): pyproject.toml constraints.txt constraints-celery.txt
 
 .PHONY: e2e e2e-celery
 e2e: $(STAMP) $(E2E_STAMP)  ## a real Airflow (api-server, scheduler, dag-processor, triggerer) + the UI in Chromium
-	bash scripts/e2e.sh
+	RTCIM_E2E_AIRFLOW_VENV=$(CURDIR)/$(VENV) bash scripts/e2e.sh
 
 e2e-celery: $(CELERY_STAMP)  ## the example mapped DAG on CeleryExecutor: Postgres, Redis, two workers
 	bash scripts/celery_e2e.sh

@@ -105,6 +105,8 @@ def to_storage_path(value: Any, *, field: str = "output_path") -> ObjectStorageP
 
 def open_lines(value: Any, *, field: str) -> Iterator[bytes]:
     """The lines of a (gzip when named ``.gz``) text file at a path or URL, streamed."""
+    from airflow_provider_rtcim.compat import iter_lines
+
     path = to_storage_path(value, field=field)
     try:
         raw = path.open("rb")
@@ -115,7 +117,7 @@ def open_lines(value: Any, *, field: str) -> Iterator[bytes]:
     with raw:
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.name.lower().endswith(".gz") else raw  # type: ignore[assignment]
         try:
-            yield from io.BufferedReader(stream) if not hasattr(stream, "readline") else stream  # type: ignore[arg-type]
+            yield from iter_lines(io.BufferedReader(stream) if not hasattr(stream, "readline") else stream)  # type: ignore[arg-type]
         except (OSError, EOFError) as exc:
             raise ValueError(f"{field} {str(value)!r} cannot be read: {exc}") from exc
 

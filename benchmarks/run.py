@@ -47,6 +47,7 @@ BENCHMARKS = [
         "benchmarks.bench_incremental",
         "incremental messages: nothing new and 1% changed vs a full export, 10,000 conversations",
     ),
+    ("9", "benchmarks.bench_users", "users: ~20,000 profiles, 50 ids a request, against 5,000 users/s"),
 ]
 COLUMNS = ("benchmark", "measure", "value", "baseline", "ratio", "target", "met?")
 RESULTS = REPO / "benchmarks" / "results" / "latest.md"

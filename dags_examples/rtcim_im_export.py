@@ -1,6 +1,6 @@
-"""Export an IM app's data: users -> their conversations -> every conversation's members and messages.
+"""Export an IM app's data: users -> their conversations -> members and messages -> the members' profiles.
 
-Copy this file into your DAGs folder. Three steps, each publishing its own Asset once per run:
+Copy this file into your DAGs folder. Each step publishes its own Asset once per run:
 
 1. ``export_conversations``: every conversation of the users (Variable ``rtcim_user_ids``, a JSON
    list, or conf ``{"user_ids": [...]}``) to one JSON Lines file; Asset ``rtcim_conversations``.
@@ -19,11 +19,19 @@ Copy this file into your DAGs folder. Three steps, each publishing its own Asset
 5. ``publish_members`` / ``publish_messages`` emit one event each (Assets ``rtcim_members``,
    ``rtcim_messages``) naming every part (``paths``) with the run's total ``count``. Mapped tasks
    declare no Asset: a consumer would run on fragments.
+6. ``export_users``: the profile of every user seen in the members files (``users_from`` takes
+   the list of parts; each user once), 50 ids a request; Asset ``rtcim_users``. Ids the API
+   does not know are counted as ``not_found``, never rows.
+7. ``export_friends`` / ``export_blacklists``: the friends and blacklists of those users (Assets
+   ``rtcim_friends``, ``rtcim_blacklists``), only when the run's param
+   ``export_friends_and_blacklists`` is true (off by default: they cost at least one request a
+   user each); otherwise ``want_friends_and_blacklists`` skips them.
 
 Every API task runs in the pool ``rtcim_api`` (4 slots x 24 QPS = 96 of the account's 100 QPS;
 see ``rtcim_sync_conversations_mapped.py``): ``airflow pools set rtcim_api 4 "RTC IM OpenAPI"``.
 Output: ``{rtcim_output_base}/im_export/synced_at=YYYYMMDDTHHMMSSZ/{conversations.jsonl.gz,
-members/part=NNNNN.jsonl.gz, messages/shard=NNN.jsonl.gz}``. Rows are the API's items exactly as
+members/part=NNNNN.jsonl.gz, messages/shard=NNN.jsonl.gz, users.jsonl.gz, friends.jsonl.gz,
+blacklists.jsonl.gz}`` (see ``docs/rows.md`` for every row's fields). Rows are the API's items exactly as
 returned (members and messages carry ``ConversationShortId``; conversations also
 ``ParticipantUserId``, the user they were listed for). Nothing here touches a connection, a
 Variable or the network at parse time.
@@ -40,11 +48,17 @@ from airflow_provider_rtcim.operators.rtcim import (
     RtcImConversationMessagesOperator,
     RtcImConversationParticipantsOperator,
     RtcImGetUserConversationsOperator,
+    RtcImUserBlacklistOperator,
+    RtcImUserFriendsOperator,
+    RtcImUsersOperator,
 )
 
 CONVERSATIONS = Asset(name="rtcim_conversations", uri="rtcim://im-export/conversations")
 MEMBERS = Asset(name="rtcim_members", uri="rtcim://im-export/members")
 MESSAGES = Asset(name="rtcim_messages", uri="rtcim://im-export/messages")
+USERS = Asset(name="rtcim_users", uri="rtcim://im-export/users")
+FRIENDS = Asset(name="rtcim_friends", uri="rtcim://im-export/friends")
+BLACKLISTS = Asset(name="rtcim_blacklists", uri="rtcim://im-export/blacklists")
 
 POOL = "rtcim_api"
 QPS_PER_POOL_SLOT = 24.0  # 4 slots x 24 = 96 of the API's 100 QPS per account
@@ -68,7 +82,12 @@ with DAG(
     max_active_runs=1,
     render_template_as_native_obj=True,  # participant_user_id renders to a real list of ints
     params={
-        "user_ids": Param(None, type=["null", "array"], description="Empty: the rtcim_user_ids Variable.")
+        "user_ids": Param(None, type=["null", "array"], description="Empty: the rtcim_user_ids Variable."),
+        "export_friends_and_blacklists": Param(
+            False,
+            type="boolean",
+            description="Also export the members' friends and blacklists (at least 2 requests a user).",
+        ),
     },
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2)},
     tags=["rtcim", "example"],
@@ -86,14 +105,11 @@ with DAG(
     @task
     def plan(summary: dict[str, Any]) -> list[dict[str, Any]]:
         """One small description per mapped task: the conversations file and a [start, stop] range."""
-        from airflow.sdk import conf
-
         from airflow_provider_rtcim.operators.rtcim import count_distinct_keys, plan_key_ranges
 
         total = count_distinct_keys(summary["path"], kind="conversations")
-        ranges = plan_key_ranges(
-            total, batch_size=CONVERSATIONS_PER_TASK, max_tasks=conf.getint("core", "max_map_length")
-        )
+        # at most [core] max_map_length ranges: the batches grow when there are more conversations
+        ranges = plan_key_ranges(total, batch_size=CONVERSATIONS_PER_TASK)
         return [{"conversations_from": summary["path"], "key_range": r} for r in ranges or [[0, 0]]]
 
     batches = plan(conversations.output)
@@ -138,5 +154,40 @@ with DAG(
         context["outlet_events"][MESSAGES].extra.update(total)
         return total
 
-    publish_members(members.output)
+    members_total = publish_members(members.output)
     publish_messages(messages.output)
+
+    # every user seen in the members' part files (the list the publish step returns), once each
+    MEMBER_PARTS = "{{ ti.xcom_pull(task_ids='publish_members')['paths'] }}"
+    users = RtcImUsersOperator(
+        task_id="export_users",
+        users_from=MEMBER_PARTS,
+        output_path=RUN_DIR + "/users.jsonl.gz",
+        asset=USERS,
+        pool=POOL,
+        pool_slots=4,
+        max_qps=4 * QPS_PER_POOL_SLOT,
+    )
+    members_total >> users
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def want_friends_and_blacklists(**context: Any) -> bool:
+        """Skip the friends and blacklists unless the run asks for them."""
+        return bool(context["params"]["export_friends_and_blacklists"])
+
+    graph = [
+        operator(
+            task_id=f"export_{name}",
+            users_from=MEMBER_PARTS,
+            output_path=RUN_DIR + f"/{name}.jsonl.gz",
+            asset=asset,
+            pool=POOL,
+            pool_slots=2,
+            max_qps=2 * QPS_PER_POOL_SLOT,
+        )
+        for name, operator, asset in (
+            ("friends", RtcImUserFriendsOperator, FRIENDS),
+            ("blacklists", RtcImUserBlacklistOperator, BLACKLISTS),
+        )
+    ]
+    users >> want_friends_and_blacklists() >> graph

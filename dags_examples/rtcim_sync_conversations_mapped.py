@@ -77,7 +77,7 @@ with DAG(
     @task
     def make_batches(run_dir: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """One small description per mapped task: the file of user ids and a [start, stop] range."""
-        from airflow.sdk import ObjectStoragePath, Variable, conf
+        from airflow.sdk import ObjectStoragePath, Variable
 
         from airflow_provider_rtcim.operators.rtcim import count_distinct_keys, plan_key_ranges
 
@@ -98,9 +98,8 @@ with DAG(
             path = str(target)
         batch_size = int(params.get("batch_size") or Variable.get("rtcim_batch_size", default=50))
         total = count_distinct_keys(path, kind="user_ids")
-        ranges = plan_key_ranges(
-            total, batch_size=batch_size, max_tasks=conf.getint("core", "max_map_length")
-        )
+        # at most [core] max_map_length ranges: the batches grow when there are more users
+        ranges = plan_key_ranges(total, batch_size=batch_size)
         if not ranges:
             raise ValueError(f"{path} holds no user ids")
         return [{"participant_user_ids_from": path, "key_range": r} for r in ranges]

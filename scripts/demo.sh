@@ -10,13 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BIN="$ROOT/.venv/bin"
+VENV=${RTCIM_VENV:-$ROOT/.venv}  # make demo AIRFLOW=3.0 runs it from .venv-3.0
+BIN="$VENV/bin"
 DAG_ID=rtcim_sync_conversations
 
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
-[ -x "$BIN/airflow" ] || fail "no virtualenv at .venv: run 'make demo' (it installs first)"
+[ -x "$BIN/airflow" ] || fail "no virtualenv at $VENV: run 'make demo' (it installs first)"
 
-export AIRFLOW_HOME="$ROOT/.airflow"
+home_suffix=$(basename "$VENV"); home_suffix=${home_suffix#.venv}  # .venv-3.0: .airflow-3.0
+export AIRFLOW_HOME="$ROOT/.airflow$home_suffix"  # one per Airflow: a database cannot migrate down
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags_examples"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__LOGGING__LOGGING_LEVEL=${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING}
@@ -37,8 +39,11 @@ trap 'echo "demo: interrupted" >&2; exit 130' INT TERM
 # Migrate once per Airflow version (a constraints bump re-migrates; otherwise it is skipped).
 airflow_version=$("$BIN/python" -c "import importlib.metadata as m; print(m.version('apache-airflow-core'))")
 if [ "$(cat "$AIRFLOW_HOME/.db-ready" 2>/dev/null)" != "$airflow_version" ]; then
-  echo "demo: preparing the Airflow $airflow_version metadata database in .airflow/ ..."
+  echo "demo: preparing the Airflow $airflow_version metadata database in $AIRFLOW_HOME ..."
   "$BIN/airflow" db migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; fail "airflow db migrate"; }
+  # Register the DAGs and their Assets as the DAG processor would (Airflow 3.0's `dags test`
+  # fails an inactive Asset outlet on a fresh database otherwise).
+  "$BIN/airflow" dags reserialize >"$work/reserialize.log" 2>&1 || { cat "$work/reserialize.log" >&2; fail "airflow dags reserialize"; }
   echo "$airflow_version" >"$AIRFLOW_HOME/.db-ready"
 fi
 # The example DAGs run their API tasks in this pool: 4 slots x 24 QPS = 96 of the account's 100.

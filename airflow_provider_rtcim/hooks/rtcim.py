@@ -145,6 +145,20 @@ class RtcImHook(RtcImActionMethods, BaseHook):
     conn_type = "rtcim"
     hook_name = "RTC IM (Volcengine)"
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields on Airflow < 3.2 (3.2+ reads the provider info's ``conn-fields``)."""
+        from airflow_provider_rtcim.compat import connection_form_widgets
+
+        return connection_form_widgets(cls.conn_type)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabelled and hidden standard fields on Airflow < 3.2 (3.2+ reads ``ui-field-behaviour``)."""
+        from airflow_provider_rtcim.compat import connection_ui_field_behaviour
+
+        return connection_ui_field_behaviour(cls.conn_type)
+
     def __init__(
         self,
         rtcim_conn_id: str = DEFAULT_CONN_ID,

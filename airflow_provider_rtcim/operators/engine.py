@@ -14,6 +14,9 @@ No Airflow class here (only its exception types, through :mod:`~airflow_provider
 
 from __future__ import annotations
 
+import ast
+import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.core.fanout import Cancelled, FanOut, StoppedError
 from airflow_provider_rtcim.core.keys import (
-    conversation_ids_from_jsonl,
     distinct_keys,
     ids_from_jsonl,
     keys_from_lines,
     parse_key_list,
 )
+from airflow_provider_rtcim.core.keys import plan_key_ranges as core_plan_key_ranges
 from airflow_provider_rtcim.core.validation import validate_conversation_short_id, validate_int_user_id
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImListingFailed
 from airflow_provider_rtcim.storage import open_lines
@@ -64,7 +67,13 @@ class KeyArgs:
         self, path: Any, *, check: Check, opaque: bool = False, fields: tuple[str, ...] | None = None
     ) -> Iterator[Any]:
         """The keys of the file ``path`` (duplicates included), each checked; ``fields``
-        replaces :attr:`file_fields`."""
+        replaces :attr:`file_fields`. ``path`` may also be several files (a list, or a rendered
+        list: see :func:`key_file_paths`), read one after another."""
+        paths = key_file_paths(path, self.from_arg)
+        if isinstance(paths, list):
+            return itertools.chain.from_iterable(
+                self.read_file(p, check=check, opaque=opaque, fields=fields) for p in paths
+            )
         lines = open_lines(path, field=self.from_arg)
         source = f"{self.from_arg} {str(path)!r}"
         if self.file == "jsonl":
@@ -77,6 +86,26 @@ class KeyArgs:
             )
         # a string id keeps its spaces: only the line ending goes
         return keys_from_lines(lines, source=source, validate=check, strip=not opaque)
+
+
+def key_file_paths(value: Any, field: str) -> Any:
+    """``value`` as one path, or a list of paths when it names several files.
+
+    A list or tuple is several files; so is a rendered template written as a list
+    (``"['s3://b/a.jsonl.gz', 's3://b/b.jsonl.gz']"``, what ``{{ ... ['paths'] }}`` renders to
+    without native rendering). Anything else is one path. A ``ValueError`` names ``field`` when
+    a list holds something that is not a path."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"{field}: {value!r} looks like a list of files but does not parse") from exc
+    if not isinstance(value, (list, tuple)):
+        return value
+    bad = [p for p in value if not isinstance(p, (str, os.PathLike))]
+    if bad:
+        raise ValueError(f"{field}: a list of files must hold paths or URLs, got {bad[0]!r}")
+    return list(value)
 
 
 USER_KEYS = KeyArgs(arg="participant_user_id", from_arg="participant_user_ids_from", noun="users")
@@ -187,22 +216,41 @@ def in_batches(keys: Keys, size: int) -> Keys:
     return Keys(make, -(-keys.count // size), keys.duplicates)
 
 
-def count_distinct_keys(path: str | ObjectStoragePath, *, kind: str) -> int:
-    """How many distinct keys a file holds, streamed: what to plan mapped batches with
-    (see :func:`~airflow_provider_rtcim.core.keys.plan_key_ranges`).
+def plan_key_ranges(total: int, *, batch_size: int, max_tasks: int | None = None) -> list[list[int]]:
+    """``[[start, stop], ...]`` covering the keys ``0..total-1`` in batches of ``batch_size``,
+    enlarged when needed so that there are at most ``max_tasks`` batches: what a DAG hands its
+    mapped tasks instead of the ids. ``max_tasks`` defaults to this Airflow's
+    ``[core] max_map_length`` (a mapped task list may not be longer), so a DAG needs no config
+    lookup of its own. See :func:`~airflow_provider_rtcim.core.keys.plan_key_ranges`."""
+    if max_tasks is None:
+        from airflow_provider_rtcim.compat import conf
+
+        max_tasks = conf.getint("core", "max_map_length", fallback=1024)
+    return core_plan_key_ranges(total, batch_size=batch_size, max_tasks=max_tasks)
+
+
+def count_distinct_keys(path: str | ObjectStoragePath | list[Any], *, kind: str) -> int:
+    """How many distinct keys a file (or a list of files) holds, streamed: what to plan mapped
+    batches with (see :func:`plan_key_ranges`).
 
     ``kind="user_ids"``: a text file of user ids, one a line (what ``participant_user_ids_from``
     reads); ``kind="conversations"``: the conversations operator's JSON Lines (what
-    ``conversations_from`` reads: its distinct ``ConversationShortId`` values).
+    ``conversations_from`` reads: its distinct ``ConversationShortId`` values);
+    ``kind="users"``: rows naming users (what ``users_from`` reads: the distinct
+    ``ParticipantUserId`` or ``UserId`` values of a members, conversations or users file).
     """
-    lines = open_lines(path, field="path")
-    if kind == "user_ids":
-        found: Iterable[Any] = keys_from_lines(lines, source=str(path), validate=validate_int_user_id)
-    elif kind == "conversations":
-        found = conversation_ids_from_jsonl(lines, source=str(path), validate=validate_conversation_short_id)
-    else:
-        raise ValueError(f"kind must be 'user_ids' or 'conversations', got {kind!r}")
-    return sum(1 for _ in distinct_keys(found))
+    found = _COUNTED.get(kind)
+    if found is None:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, _COUNTED))}, got {kind!r}")
+    keys, check = found
+    return sum(1 for _ in distinct_keys(keys.read_file(path, check=check)))
+
+
+_COUNTED: dict[str, tuple[KeyArgs, Check]] = {
+    "user_ids": (USER_KEYS, validate_int_user_id),
+    "conversations": (CONVERSATION_KEYS, validate_conversation_short_id),
+    "users": (USER_ID_KEYS, validate_int_user_id),
+}
 
 
 # ---------------------------------------------------------------------------------------

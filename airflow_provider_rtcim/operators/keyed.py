@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 class ConversationListingOperator(RtcImListingOperator):
     """Keys that are conversations: ``conversation_short_id`` (one id, a list, or a rendered
     template of either) or ``conversations_from``: the conversations operator's JSON Lines file
-    (its distinct ``ConversationShortId`` values, in file order). Both templated."""
+    (its distinct ``ConversationShortId`` values, in file order), or a list of such files (the
+    parts of a mapped export), read in turn, each key once. Both templated."""
 
     key_args = CONVERSATION_KEYS
 
@@ -28,7 +29,7 @@ class ConversationListingOperator(RtcImListingOperator):
         self,
         *,
         conversation_short_id: int | str | Sequence[int | str] | None = None,
-        conversations_from: str | ObjectStoragePath | None = None,
+        conversations_from: str | ObjectStoragePath | Sequence[str | ObjectStoragePath] | None = None,
         **kwargs: Any,
     ) -> None:
         check_key_source(conversation_short_id, conversations_from, CONVERSATION_KEYS)
@@ -45,7 +46,8 @@ class UserIdListingOperator(RtcImListingOperator):
     ``user_id`` (one id, a list, or a rendered template of either), or ``users_from``: the path
     or URL of a JSON Lines file written by this package (gzip when named ``.gz``), streamed:
     its distinct ``ParticipantUserId`` values (a members or conversations file) or ``UserId``
-    values (a users file), whichever a row has; ``key_field`` names another field. All three
+    values (a users file), whichever a row has; ``key_field`` names another field. A list of
+    files (the parts of a mapped members export) is read in turn, each user once. All three
     templated. ``key_range``, outputs, the Asset, the summary (with ``users``), failures and
     scaling are as for
     :class:`~airflow_provider_rtcim.operators.conversations.RtcImGetUserConversationsOperator`.
@@ -57,7 +59,7 @@ class UserIdListingOperator(RtcImListingOperator):
         self,
         *,
         user_id: int | str | Sequence[int | str] | None = None,
-        users_from: str | ObjectStoragePath | None = None,
+        users_from: str | ObjectStoragePath | Sequence[str | ObjectStoragePath] | None = None,
         key_field: str | None = None,
         **kwargs: Any,
     ) -> None:

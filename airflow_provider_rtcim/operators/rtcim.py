@@ -23,13 +23,12 @@ import ...``); each lives in its own short module:
 
 from __future__ import annotations
 
-from airflow_provider_rtcim.core.keys import plan_key_ranges
 from airflow_provider_rtcim.exceptions import RtcImListingFailed
 from airflow_provider_rtcim.operators.base import RtcImListingOperator
 from airflow_provider_rtcim.operators.blacklist import RtcImUserBlacklistOperator
 from airflow_provider_rtcim.operators.block_list import RtcImConversationBlockListOperator
 from airflow_provider_rtcim.operators.conversations import RtcImGetUserConversationsOperator
-from airflow_provider_rtcim.operators.engine import count_distinct_keys
+from airflow_provider_rtcim.operators.engine import count_distinct_keys, plan_key_ranges
 from airflow_provider_rtcim.operators.friends import RtcImUserFriendsOperator
 from airflow_provider_rtcim.operators.members import RtcImConversationParticipantsOperator
 from airflow_provider_rtcim.operators.messages import RtcImConversationMessagesOperator

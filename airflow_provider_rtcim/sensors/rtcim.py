@@ -16,6 +16,7 @@ from airflow_provider_rtcim.compat import (
     BaseSensorOperator,
     PokeReturnValue,
     conf,
+    task_state_store,
 )
 from airflow_provider_rtcim.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_rtcim.core.errors import RtcImError
@@ -159,7 +160,8 @@ class RtcImConversationCountSensor(BaseSensorOperator):
     The count is the number of conversations ``GetUserConversations`` lists for the user
     (every page, fetched with ``SkipMemberCount=true``). The baseline is ``baseline_count``
     when given, otherwise the count at the task instance's first poke; that first-poke
-    baseline is kept in ``context["task_state_store"]`` so it survives reschedules
+    baseline is kept in ``context["task_state_store"]`` (an Airflow Variable before Airflow 3.3,
+    see :func:`airflow_provider_rtcim.compat.task_state_store`) so it survives reschedules
     (``mode="reschedule"``) and retries.
 
     With ``deferrable=True`` the sensor pokes once in ``execute()`` (establishing the baseline
@@ -336,7 +338,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
         if self._baseline is not None:
             return self._baseline
         identity = self._state_identity(args)
-        store = context.get("task_state_store")
+        store = task_state_store(context)
         if store is not None:
             stored = store.get(BASELINE_STATE_KEY)
             if (
@@ -349,8 +351,8 @@ class RtcImConversationCountSensor(BaseSensorOperator):
                 return self._baseline
         elif self.reschedule and not self.deferrable:
             raise AirflowFailException(
-                "mode='reschedule' without baseline_count needs context['task_state_store'] "
-                "(Airflow >= 3.3) to keep the first-poke baseline across reschedules"
+                "mode='reschedule' without baseline_count needs a task state store (context['task_state_store'] "
+                "on Airflow 3.3+, an Airflow Variable before) to keep the first-poke baseline across reschedules"
             )
         self._baseline = count
         self.log.info(
@@ -367,7 +369,7 @@ class RtcImConversationCountSensor(BaseSensorOperator):
 
         (Airflow keeps task state after success unless ``[state_store] clear_on_success``.)
         """
-        store = context.get("task_state_store")
+        store = task_state_store(context)
         if store is None:
             return
         try:

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_rtcim.compat import BaseTrigger, TriggerEvent
+from airflow_provider_rtcim.compat import BaseTrigger, TriggerEvent, to_thread
 from airflow_provider_rtcim.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_rtcim.core.validation import validate_user_id_type
 
@@ -134,13 +134,13 @@ class RtcImConversationCountTrigger(BaseTrigger):
 
     async def _build_hook(self) -> RtcImHook:
         """The hook, from a connection fetched the async way (a sync fetch raises in a trigger)."""
-        from airflow_provider_rtcim.compat import BaseHook
+        from airflow_provider_rtcim.compat import get_async_connection, get_async_extra_dejson
         from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
-        conn = await BaseHook.aget_connection(self.rtcim_conn_id)
-        extra = await conn.aextra_dejson()
+        conn = await get_async_connection(self.rtcim_conn_id)
+        extra = await get_async_extra_dejson(conn)
         # Building the hook may import requests and open a session: keep it off the event loop.
-        return await asyncio.to_thread(RtcImHook.from_connection, conn, extra=extra, max_qps=self.max_qps)
+        return await to_thread(RtcImHook.from_connection, conn, extra=extra, max_qps=self.max_qps)
 
     def _count(self, hook: RtcImHook) -> int:
         return hook.count_user_conversations(
@@ -195,7 +195,7 @@ class RtcImConversationCountTrigger(BaseTrigger):
             count: int | None = None
             while True:
                 try:
-                    count = await asyncio.to_thread(self._count, hook)
+                    count = await to_thread(self._count, hook)
                 except Exception as exc:
                     yield self._error_event(exc)
                     return

@@ -219,7 +219,7 @@ def test_the_operator_example_is_on_the_operators_page():
 @pytest.mark.parametrize(("page", "block"), DAG_BLOCKS)
 def test_dag_example_parses_and_runs(page, block, airflow_db, rtcim_connection, tmp_path):
     """Every DAG of the example, run for real (an S3 bucket swapped for a local directory)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_compat import dagbag_class
     from dagrun_helpers import run_dag, task_states
 
     bucket = tmp_path / "my-bucket"
@@ -230,7 +230,7 @@ def test_dag_example_parses_and_runs(page, block, airflow_db, rtcim_connection, 
     dag_file = tmp_path / "dags" / "docs_dag_example.py"
     dag_file.parent.mkdir()
     dag_file.write_text(text)
-    bag = DagBag(dag_folder=str(dag_file))
+    bag = dagbag_class()(dag_folder=str(dag_file))
     assert bag.import_errors == {}
     assert bag.dag_ids
     runs = {}
@@ -313,7 +313,7 @@ def _commands(block: str) -> list[str]:
 
 def _connection_examples(block: str) -> list[tuple[str, dict[str, Any]]]:
     """``(conn_id, Connection kwargs)`` for every connection the block defines or tests."""
-    from airflow.sdk import Connection
+    from airflow_compat import connection_from_uri
 
     found: list[tuple[str, dict[str, Any]]] = []
     for match in re.finditer(r"export AIRFLOW_CONN_(\w+)=('.*?')\n", block, flags=re.S):
@@ -325,7 +325,7 @@ def _connection_examples(block: str) -> list[tuple[str, dict[str, Any]]]:
                 (conn_id, {**data, "extra": json.dumps(extra) if isinstance(extra, dict) else extra})
             )
         else:
-            conn = Connection.from_uri(value, conn_id=conn_id)
+            conn = connection_from_uri(value, conn_id=conn_id)
             kwargs = {k: getattr(conn, k) for k in ("conn_type", "host", "login", "password", "port")}
             found.append((conn_id, {**kwargs, "extra": conn.extra}))
     for command in _commands(block):
@@ -367,13 +367,12 @@ def test_the_connection_page_has_json_uri_cli_and_rest_examples():
 
 @pytest.mark.parametrize("kwargs", CONNECTION_EXAMPLES)
 def test_connection_example_parses(kwargs, monkeypatch):
-    from airflow.sdk import Connection
+    from airflow_compat import connection_as_json
 
     from airflow_provider_rtcim.hooks.rtcim import RtcImHook
 
     assert kwargs["conn_type"] == "rtcim"
-    conn = Connection(conn_id="docs_example", **kwargs)
-    monkeypatch.setenv("AIRFLOW_CONN_DOCS_EXAMPLE", conn.as_json())
+    monkeypatch.setenv("AIRFLOW_CONN_DOCS_EXAMPLE", connection_as_json(conn_id="docs_example", **kwargs))
     hook = RtcImHook("docs_example")
     settings = hook.settings  # parsed and validated; no request
     assert settings.endpoint.startswith(("https://", "http://"))

@@ -282,6 +282,8 @@ class Deployment:
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__FERNET_KEY": fernet,
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            # GET xcomEntries?deserialize=true (AirflowApi.xcom): off by default on Airflow 3.0
+            "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",

@@ -13,6 +13,7 @@ used (nothing can be downloaded).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -50,6 +51,7 @@ def browser(artifacts):
         opts.add_argument(arg)
     service = Service(executable_path="/usr/bin/chromedriver", log_output=str(artifacts / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=opts)
+    driver.rtcim_artifacts = artifacts  # where _wait leaves the page when it times out
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(30)
     try:
@@ -68,7 +70,15 @@ def _wait(driver, what, fn, timeout=30):
         except WebDriverException:
             return None
 
-    return wait_for(probe, timeout, what, 0.3)
+    try:
+        return wait_for(probe, timeout, what, 0.3)
+    except AssertionError:
+        artifacts = getattr(driver, "rtcim_artifacts", None)
+        if artifacts is not None:  # what the page showed instead, for whoever reads the failure
+            slug = re.sub(r"\W+", "-", what).strip("-")
+            driver.save_screenshot(str(artifacts / f"timeout-{slug}.png"))
+            (artifacts / f"timeout-{slug}.html").write_text(driver.page_source)
+        raise
 
 
 def _css(driver, selector, visible=True):
@@ -85,6 +95,9 @@ def _form_fields(dialog):
     fields = {}
     for root in dialog.find_elements(By.CSS_SELECTOR, "[data-scope=field][data-part=root]"):
         names = [e.get_attribute("name") for e in root.find_elements(By.CSS_SELECTOR, "input, textarea")]
+        # the 3.0 UI renders an enum as a select with no named input: its root is "select:<name>"
+        selects = root.find_elements(By.CSS_SELECTOR, "[data-scope=select][data-part=root]")
+        names += [s.get_attribute("id").removeprefix("select:") for s in selects]
         names = [n for n in names if n]
         labels = root.find_elements(By.CSS_SELECTOR, "[data-part=label]")
         helps = root.find_elements(By.CSS_SELECTOR, "[data-part=helper-text]")
@@ -98,7 +111,6 @@ def _form_fields(dialog):
 
 def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployment, api, artifacts):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     driver, info, entry = browser, deployment.emulator_info, provider_info()
     driver.get(deployment.api_url + "/")
@@ -120,8 +132,16 @@ def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployme
     dialog.find_element(By.CSS_SELECTOR, "input[name=connection_id]").send_keys(CONN_ID)
     combo = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
     combo.send_keys(entry["hook-name"])
-    _wait(driver, "the RTC IM option", lambda: _css(driver, "[role=option]") or _css(driver, "[id*=option]"))
-    combo.send_keys(Keys.ENTER)
+
+    def rtcim_option():
+        options = driver.find_elements(By.CSS_SELECTOR, "[role=option]") or driver.find_elements(
+            By.CSS_SELECTOR, "[id*=option]"
+        )
+        return next((o for o in options if o.text.strip() == entry["hook-name"] and o.is_displayed()), None)
+
+    # Click the option itself: Enter on a filtered list selects nothing in the 3.0 UI (it then fails
+    # with "No value found for item"), and picks the highlighted one in 3.3.
+    _wait(driver, "the RTC IM option", rtcim_option).click()
     _wait(driver, "the standard fields", lambda: _css(driver, "input[name=login]"))
     driver.save_screenshot(str(artifacts / "connection-form-standard-fields.png"))
     standard = _form_fields(dialog)
@@ -146,11 +166,26 @@ def test_connection_form_in_chromium_has_every_field_and_saves(browser, deployme
             missing.append(key)
         elif fields[name] != (spec["label"], spec["description"]):
             wrong[key] = {"form": fields[name], "provider": (spec["label"], spec["description"])}
+    if missing:
+        (artifacts / "connection-form-extra-fields.html").write_text(driver.page_source)
     assert not missing, f"extra fields not on the form: {missing}; the form has {sorted(fields)}"
     assert not wrong, json.dumps(wrong, indent=1, ensure_ascii=False)
     region = _css(driver, "input[name=element_region]", visible=False)
-    assert region.get_attribute("value") == "cn-north-1", "the Region's schema default is not pre-filled"
-    assert _css(driver, "input[name=element_session_token]").get_attribute("type") == "password"
+    if region is not None:
+        shown = region.get_attribute("value")
+    else:  # 3.0: a select, showing its value as text
+        shown = _css(driver, "[id='select:element_region'] [data-part=value-text]", visible=False)
+        shown = shown.get_attribute("textContent").strip()
+    assert shown == "cn-north-1", "the Region's schema default is not pre-filled"
+    token_type = _css(driver, "input[name=element_session_token]").get_attribute("type")
+    if tuple(int(n) for n in api.get("/version")["version"].split(".")[:2]) >= (3, 1):
+        assert token_type == "password"
+    else:  # the 3.0 UI renders no extra field as a password input: the API still marks it secret
+        assert token_type == "text"
+        response = api.session.get(f"{api.base_url}/ui/connections/hook_meta", timeout=60)
+        assert response.status_code == 200, response.text[:500]
+        (rtcim,) = [h for h in response.json() if h["connection_type"] == "rtcim"]
+        assert rtcim["extra_fields"]["session_token"]["schema"]["format"] == "password"
     _css(driver, "input[name=element_app_id]").send_keys(str(info["app_id"]))
     _css(driver, "input[name=element_session_token]").send_keys(SESSION_TOKEN)
     driver.save_screenshot(str(artifacts / "connection-form-filled.png"))

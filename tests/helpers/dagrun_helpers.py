@@ -39,13 +39,13 @@ BUNDLE_NAME = "dags-folder"
 def serialize_dag(dag: DAG) -> None:
     """Write ``dag`` (built in memory) to the metadata DB, as the DAG processor would."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow_compat import dagbag_class, sync_bag
 
     DagBundlesManager().sync_bundles_to_db()
     with tempfile.TemporaryDirectory(prefix="rtcim-dagbag-") as empty:
-        bag = DagBag(dag_folder=empty, collect_dags=False)
+        bag = dagbag_class()(dag_folder=empty, collect_dags=False)
     bag.bag_dag(dag)
-    sync_bag_to_db(bag, BUNDLE_NAME, None)
+    sync_bag(bag, BUNDLE_NAME)
 
 
 def run_dag(dag: DAG, *, conf: dict[str, Any] | None = None, **test_kwargs: Any) -> DagRun:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_rtcim.compat import AirflowFailException
 from airflow_provider_rtcim.emulator import Emulator
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImInvalidArgument, RtcImListingFailed
 from airflow_provider_rtcim.hooks.rtcim import RtcImHook

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,11 +41,11 @@ def test_provider_info_is_consistent_with_the_package():
 
 def test_providers_manager_knows_the_hook_and_its_form():
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    from airflow_compat import runtime_hooks
 
     pm = ProvidersManager()
     assert "airflow-provider-rtcim" in pm.providers
-    hook = ProvidersManagerTaskRuntime().hooks["rtcim"]  # what BaseHook.get_hook() resolves
+    hook = runtime_hooks()["rtcim"]  # what BaseHook.get_hook() resolves
     assert hook is not None and hook.hook_class_name == "airflow_provider_rtcim.hooks.rtcim.RtcImHook"
     widgets = pm.connection_form_widgets
     assert {"extra__rtcim__app_id", "extra__rtcim__region", "extra__rtcim__session_token"} <= set(widgets)
@@ -129,5 +130,35 @@ def test_the_form_offers_user_id_type_as_a_select_of_int_and_str():
     # An enum renders as a select in the 3.3 UI; None lets a saved, empty field be null.
     assert schema["enum"] == ["int", "str", None] and schema["default"] == "int"
     widget = ProvidersManager().connection_form_widgets["extra__rtcim__user_id_type"]
-    assert widget.field["value"] == "int" and widget.field["schema"]["enum"] == ["int", "str", None]
     assert not widget.is_sensitive
+    # What the UI's form is built from: conn-fields on 3.2+, the hook's wtforms fields before.
+    extra_fields = _ui_extra_fields()
+    field = extra_fields["user_id_type"]
+    assert field["value"] == "int"
+    if isinstance(widget.field, dict):  # 3.2+: conn-fields as declared
+        assert field["schema"]["enum"] == ["int", "str", None]
+    else:  # 3.0, 3.1: the 3.0 UI fails on a null choice, so the select offers the two values
+        assert field["schema"]["enum"] == ["int", "str"]
+    assert field["schema"]["title"] == "User id type"
+    assert extra_fields["session_token"]["schema"]["format"] == "password"
+    assert "format" not in extra_fields["app_id"]["schema"]
+    assert set(extra_fields) == set(conn["conn-fields"])
+
+
+def _ui_extra_fields() -> dict:
+    """The extra fields the API server sends the UI's connection form for ``rtcim``.
+
+    Asked in a fresh process, as the API server does: before 3.2 Airflow builds them once per
+    process, under mocked wtforms classes, which a process that already loaded the real
+    widgets would not redo.
+    """
+    code = (
+        "import json\n"
+        "from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService\n"
+        "(meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == 'rtcim']\n"
+        "print('EXTRA_FIELDS=' + json.dumps(meta.extra_fields))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [line for line in out.stdout.splitlines() if line.startswith("EXTRA_FIELDS=")]
+    return json.loads(line.removeprefix("EXTRA_FIELDS="))

@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 from airflow.sdk import DAG, BaseOperator
-from airflow.sdk.exceptions import (
+from dagrun_helpers import run_dag, task_states, xcom_value
+
+from airflow_provider_rtcim.compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
+    task_state_store,
 )
-from dagrun_helpers import run_dag, task_states, xcom_value
-
 from airflow_provider_rtcim.core.errors import RtcImError
 from airflow_provider_rtcim.exceptions import RtcImApiError, RtcImFatalError
 from airflow_provider_rtcim.sensors.rtcim import BASELINE_STATE_KEY, RtcImConversationCountSensor
@@ -61,8 +62,9 @@ class _ScriptedSensor(RtcImConversationCountSensor):
 
     def poke(self, context):
         script = _SCRIPTS[self.task_id]
+        script["run_id"] = context["run_id"]
         number = len(script["pokes"]) + 1
-        store = context.get("task_state_store")
+        store = task_state_store(context)  # 3.3's, or the Variable-backed fallback
         script["pokes"].append(
             {
                 "instance_baseline": self._baseline,
@@ -97,15 +99,10 @@ def _new_dag(dag_id: str) -> DAG:
 
 
 def _stored_state(dr, task_id: str) -> dict[str, str]:
-    """The task_state_store rows a task instance of ``dr`` left behind."""
-    from airflow.models.task_state_store import TaskStateStoreModel
-    from airflow.utils.session import create_session
+    """The task state a task instance of ``dr`` left behind (task_state_store rows, or Variables < 3.3)."""
+    from airflow_compat import stored_task_state
 
-    with create_session() as session:
-        rows = session.query(TaskStateStoreModel).filter_by(
-            dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id
-        )
-        return {row.key: row.value for row in rows}
+    return stored_task_state(dr.dag_id, dr.run_id, task_id)
 
 
 def _states(dr) -> dict[str, str]:
@@ -361,7 +358,7 @@ def test_trigger_serialize_round_trip():
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_rtcim.triggers.rtcim.RtcImConversationCountTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs  # JSON-able
-    from airflow.sdk._shared.module_loading import import_string
+    from airflow_compat import import_string
 
     rebuilt = import_string(classpath)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
@@ -439,6 +436,36 @@ def test_trigger_counts_off_the_event_loop_thread(rtcim_connection):
     events = _run_trigger(trigger)  # asyncio.run drives the loop in this (the main) thread
     assert events[0]["status"] == "success"  # one fewer than the baseline: moved by 1, "any"
     assert threads and threading.get_ident() not in threads
+
+
+@pytest.mark.parametrize("async_extra", [True, False], ids=["aextra_dejson", "worker-thread"])
+def test_trigger_fetches_its_connection_without_blocking_the_loop(rtcim_connection, monkeypatch, async_extra):
+    """Airflow 3.3.2+ awaits aget_connection / aextra_dejson; older ones fetch in a worker thread."""
+    from airflow_provider_rtcim import compat
+
+    if async_extra and not compat._has_async_extra():
+        async_extra = False  # this Airflow (< 3.3.2) has only the fallback: test that one
+    monkeypatch.setattr(compat, "_has_async_extra", lambda: async_extra)
+    threads: list[int] = []
+    real_get_connection = compat.BaseHook.get_connection
+
+    def get_connection(conn_id):
+        threads.append(threading.get_ident())
+        return real_get_connection(conn_id)
+
+    monkeypatch.setattr(compat.BaseHook, "get_connection", get_connection)
+    emu = rtcim_connection
+    uid = emu.user_ids[0]
+    trigger = _trigger(
+        participant_user_id=uid, baseline_count=_count(emu, uid) + 1, direction="any", min_delta=1
+    )
+    events = _run_trigger(trigger)  # asyncio.run drives the loop in this (the main) thread
+    assert events[0]["status"] == "success"
+    assert events[0]["count"] == _count(emu, uid)
+    if async_extra:
+        assert threads == []  # the async path never calls the blocking one
+    else:
+        assert threads and threading.get_ident() not in threads
 
 
 def test_trigger_run_error_event_for_unknown_app(rtcim_connection):
@@ -678,6 +705,53 @@ def test_dagrun_reschedule_keeps_the_first_poke_baseline(airflow_db, rtcim_conne
     assert pokes[1]["stored"]["baseline_count"] == start
     # Done: the stored baseline is dropped, so clearing and re-running the task starts afresh.
     assert _stored_state(dr, "wait_resched") == {}
+
+
+class _NoStoreSensor(_ScriptedSensor):
+    """Sees the context of an Airflow < 3.3, which has no ``task_state_store``."""
+
+    def poke(self, context):
+        return super().poke({key: value for key, value in context.items() if key != "task_state_store"})
+
+
+def test_dagrun_reschedule_keeps_the_baseline_in_a_variable_without_task_state_store(
+    airflow_db, rtcim_connection
+):
+    """The fallback of Airflow < 3.3 (the only path there; forced here on 3.3 too)."""
+    from airflow_compat import variable_task_state
+
+    emu = rtcim_connection
+    uid = emu.user_ids[1]
+    start = _count(emu, uid)
+    during: list[dict[str, Any]] = []
+
+    def remove_and_look() -> None:
+        run_id = _SCRIPTS["wait_variable"]["run_id"]
+        during.append(variable_task_state("rtcim_sensor_variable", run_id, "wait_variable"))
+        _remove(emu, uid)
+
+    script = _script("wait_variable", {1: remove_and_look})
+    with _new_dag("rtcim_sensor_variable") as dag:
+        _NoStoreSensor(
+            task_id="wait_variable",
+            participant_user_id=uid,
+            direction="decrease",
+            mode="reschedule",
+            poke_interval=0.2,
+            timeout=60,
+        )
+    dr = run_dag(dag)
+    assert _states(dr) == {"wait_variable": "success"}
+    assert xcom_value(dr, "wait_variable") == {"baseline_count": start, "count": start - 1}
+    pokes = script["pokes"]
+    assert len(pokes) == 2
+    # After poke 1 the baseline sat in a Variable of this task instance ...
+    assert [state[BASELINE_STATE_KEY]["baseline_count"] for state in during] == [start]
+    # ... which poke 2, after a real reschedule (no in-memory baseline), read back.
+    assert pokes[1]["instance_baseline"] is None
+    assert pokes[1]["stored"]["baseline_count"] == start
+    # Done: the Variable is deleted, so clearing and re-running the task starts afresh.
+    assert variable_task_state(dr.dag_id, dr.run_id, "wait_variable") == {}
 
 
 def test_dagrun_deferrable(airflow_db, rtcim_connection):

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_rtcim.compat import TaskDeferred, task_state_store
 from airflow_provider_rtcim.core.keys import parse_key_list
 from airflow_provider_rtcim.core.validation import validate_str_user_id
 from airflow_provider_rtcim.emulator import Emulator
@@ -400,7 +400,7 @@ class _ScriptedSensor(RtcImConversationCountSensor):
 
     def poke(self, context: Any) -> Any:
         script = _SCRIPTS[self.task_id]
-        store = context.get("task_state_store")
+        store = task_state_store(context)  # 3.3's, or the Variable-backed fallback
         script["pokes"].append(
             {
                 "instance_baseline": self._baseline,

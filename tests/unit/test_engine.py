@@ -338,3 +338,12 @@ def test_stopping_from_outside_raises_stopped() -> None:
     with pytest.raises(StoppedError):
         engine.run(range(50))
     assert isinstance(Cancelled(), Exception)
+
+
+def test_the_public_plan_key_ranges_caps_batches_at_airflows_max_map_length(monkeypatch) -> None:
+    from airflow_provider_rtcim.operators.rtcim import plan_key_ranges as public_plan
+
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
+    assert public_plan(10, batch_size=1) == [[0, 4], [4, 8], [8, 10]]  # what the DAGs get by default
+    assert public_plan(10, batch_size=4, max_tasks=10) == [[0, 4], [4, 8], [8, 10]]
+    assert public_plan(10, batch_size=1, max_tasks=10) == plan_key_ranges(10, batch_size=1)
