@@ -73,7 +73,7 @@ clean:
 	rm -rf .airflow demo-output build *.egg-info .pytest_cache .ruff_cache
 
 # ---- deployment tests (issue #13): a real Airflow, see docs/deployment-tests.md ------------------
-# The deployment runs from .venv; the test runner (pytest, selenium) has its own small venv, and
+# The deployment runs from .venv; the test runner (pytest, selenium, boto3) has its own small venv, and
 # the Celery recipe its own venv (Airflow + the Celery provider + Postgres drivers).
 E2E_VENV      := .venv-e2e
 E2E_STAMP     := $(E2E_VENV)/.installed-stamp
@@ -84,7 +84,7 @@ $(E2E_STAMP): constraints.txt constraints-e2e.txt
 	@test -x $(E2E_VENV)/bin/python || $(PYTHON) -m venv $(E2E_VENV)
 	$(E2E_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
 	$(E2E_VENV)/bin/python -m pip install --quiet -c constraints.txt -c constraints-e2e.txt \
-		pytest pytest-timeout requests psutil selenium
+		pytest pytest-timeout requests psutil selenium boto3
 	@touch $(E2E_STAMP)
 
 $(CELERY_STAMP): pyproject.toml constraints.txt constraints-celery.txt

@@ -7,6 +7,9 @@ Everything runs on 127.0.0.1 on free ports, in one temporary folder:
 * a recording pass-through proxy in front of it (this process, a thread): the connection
   points at it, so the tests know every signature the hook sent and can look for them in
   the logs and the metadata database,
+* a real S3 API, moto's server (``python -m moto.server``) from the same venv, and the AWS
+  connection ``rtcim_s3`` to it (``AIRFLOW_CONN_RTCIM_S3``), when that venv has moto, s3fs
+  and the Amazon provider (otherwise ``s3_endpoint`` is None and ``s3_missing`` says why),
 * Airflow from the project's venv (``.venv``): ``api-server``, ``scheduler`` (LocalExecutor),
   ``dag-processor`` and ``triggerer`` as separate processes, SQLite metadata database (allowed
   with LocalExecutor on Airflow 3), ``dags_examples/`` as the DAGs folder, the simple auth
@@ -43,6 +46,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_USER = "admin"
+S3_CONN_ID = "rtcim_s3"
+S3_REGION = "us-east-1"
+S3_MODULES = ("moto.server", "s3fs", "airflow.providers.amazon")
 SIGNATURE_RE = re.compile(r"Signature=([0-9a-fA-F]{16,})")
 
 
@@ -257,6 +263,8 @@ class Deployment:
         self.all_pids: set[int] = set()
         self.proxy: RecordingProxy | None = None
         self.emulator_info: dict[str, Any] = {}
+        self.s3_endpoint: str | None = None  # moto's S3 server, when the venv has it
+        self.s3_missing = ""
         self.admin_password = secrets.token_urlsafe(16)
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
@@ -303,6 +311,15 @@ class Deployment:
                 {"type": "file", "log_file_path": str(self.workdir / "openlineage")}
             ),
         }
+        if self.s3_endpoint:  # dummy keys: moto accepts any
+            env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"endpoint_url": self.s3_endpoint, "region_name": S3_REGION},
+                }
+            )
         return env
 
     # processes -----------------------------------------------------------------------------
@@ -409,6 +426,7 @@ class Deployment:
         wait_for(lambda: ready.exists() and ready.stat().st_size > 0, 30, "the emulator's ready file", 0.2)
         self.emulator_info = json.loads(ready.read_text())
         self.proxy = RecordingProxy(self.emulator_info["url"])
+        self.start_s3()
 
         self._run([str(self.bin / "airflow"), "db", "migrate"], 300, "airflow db migrate")
         for name in self.SERVICES:
@@ -417,6 +435,32 @@ class Deployment:
         self.api.login()
         self.wait_healthy(("scheduler", "triggerer", "dag_processor"), 180)
         self.configure()
+
+    def start_s3(self) -> None:
+        """moto's S3 server on a free port, if the venv has it (before the services: they get
+        the connection in their environment)."""
+        probe = subprocess.run(
+            [str(self.bin / "python"), "-c", f"import {', '.join(S3_MODULES)}"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if probe.returncode != 0:
+            last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            self.s3_missing = f"{self.venv} cannot import {', '.join(S3_MODULES)}: {last}"
+            return
+        port = free_port()
+        self._spawn("s3", [str(self.bin / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+        endpoint = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            self.check_alive()
+            return requests.get(f"{endpoint}/moto-api/", timeout=5).status_code == 200
+
+        wait_for(up, 60, "moto's S3 server to answer", 0.5)
+        self.s3_endpoint = endpoint
 
     def _api_up(self) -> bool:
         self.check_alive()
