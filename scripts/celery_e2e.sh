@@ -174,7 +174,7 @@ say "ready after $(( $(date +%s) - began )) s"
 
 # --- 5. run the mapped DAG and check it --------------------------------------------------------
 timeout 900 "$BIN/python" "$ROOT/scripts/celery_check.py" \
-  --api "http://127.0.0.1:$API_PORT" --user admin --password "$ADMIN_PASSWORD" \
+  --api "http://127.0.0.1:$API_PORT" --user admin --password="$ADMIN_PASSWORD" \
   --emulator "$EMULATOR_URL" --output "$work/output" --worker-logs "$work/worker1.log" "$work/worker2.log" \
   || fail "the checks did not pass (above)"
 say "done in $(( $(date +%s) - began )) s; everything is stopped"
